@@ -1,0 +1,83 @@
+# minimllm: every target makes .venv itself when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export PATH := $(abspath $(BIN)):$(PATH)
+CELL_TIMEOUT ?= 600
+
+.PHONY: help demo test lint unit nbtest export export-check exercises exercises-check grade \
+        checkpoints run-notebook lab env clean
+
+help:
+	@echo "make demo         run the main job (environment check and data preview, later the MLLM)"
+	@echo "make test         the whole suite in quick mode (lint, unit, export/exercise sync, notebooks)"
+	@echo "make lab          JupyterLab on the course"
+	@echo "make export       write minimllm/ from the notebooks' #| export cells"
+	@echo "make exercises    write exercises/ from solutions/"
+	@echo "make grade NB=exercises/00_setup_and_data.ipynb   grade a notebook"
+	@echo "make checkpoints  train the reference checkpoints into data/checkpoints/"
+	@echo "make run-notebook NB=notebooks/01_language_model.ipynb   execute in full mode, outputs saved"
+
+# The environment: a local CPU build of torch first when pip can see one (CI, this course's
+# machines), so no multi-GB CUDA build is pulled; elsewhere pip picks the right torch itself.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@rm -rf $(VENV)/wheels; \
+	if $(PY) -m pip download -q --no-index --no-deps torch -d $(VENV)/wheels >/dev/null 2>&1; then \
+	  echo "installing the local torch wheel: $$(ls $(VENV)/wheels)"; \
+	  $(PY) -m pip install -q $(VENV)/wheels/torch-*.whl; \
+	fi
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+env: $(VENV)/.installed
+
+demo: env
+	$(BIN)/minimllm demo
+
+lint: env
+	$(BIN)/ruff check minimllm tests notebooks solutions exercises
+
+unit: env
+	MINIMLLM_QUICK=1 $(PY) -m pytest -q tests
+
+nbtest: env
+	MINIMLLM_QUICK=1 $(PY) -m pytest -q --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:randomly notebooks solutions
+
+test: env
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory lint export-check exercises-check unit nbtest; rc=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s wall time (exit $$rc)"; exit $$rc
+
+export: env
+	$(PY) -m minimllm.nbtools export
+
+export-check: env
+	$(PY) -m minimllm.nbtools export-check
+
+exercises: env
+	$(PY) -m minimllm.nbtools exercises
+
+exercises-check: env
+	$(PY) -m minimllm.nbtools exercises-check
+
+grade: env
+	@test -n "$(NB)" || (echo "usage: make grade NB=exercises/00_setup_and_data.ipynb" && exit 2)
+	$(BIN)/minimllm grade $(NB)
+
+checkpoints: env
+	$(BIN)/minimllm checkpoints
+
+run-notebook: env
+	@test -n "$(NB)" || (echo "usage: make run-notebook NB=notebooks/01_language_model.ipynb" && exit 2)
+	MINIMLLM_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.timeout=-1 $(NB)
+
+lab: env
+	$(BIN)/jupyter lab
+
+clean:
+	rm -rf data/cache data/artifacts .pytest_cache .ruff_cache

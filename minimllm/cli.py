@@ -1,0 +1,80 @@
+"""The `minimllm` command (hand-written; no chapter teaches it).
+
+    minimllm env                 environment report (versions, device, bf16, bitsandbytes)
+    minimllm demo                the main job on the embedded default
+    minimllm grade NOTEBOOK      grade an exercise notebook
+    minimllm checkpoints         train the reference checkpoints into data/checkpoints/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def cmd_env(args) -> int:
+    from minimllm.utils import environment_report
+
+    for key, value in environment_report().items():
+        print(f"{key:>20}: {value}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """For now: the environment check and a preview of Shapes World, saved as a picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minimllm import data
+    from minimllm.utils import artifacts_dir, show_images
+
+    start = time.time()
+    cmd_env(args)
+    ds = data.build_dataset()
+    print(f"\nShapes World: {', '.join(f'{k} {len(v)}' for k, v in ds.items())} "
+          f"(built in {time.time() - start:.1f} s)")
+    rows = ds["test"].select(range(8))
+    for row in rows:
+        print(f"  {row['caption']!r:60}  Q: {row['question']}  A: {row['answer']}")
+    out = artifacts_dir() / "demo_shapes_world.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig = show_images([r["image"] for r in rows], titles=[f"{r['question']}\n{r['answer']}" for r in rows],
+                      ncols=4, size=2.4)
+    fig.savefig(out, dpi=100)
+    print(f"\npreview saved to {out}")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from minimllm.grading import grade
+
+    report = grade(args.notebook, source=args.source, timeout=args.timeout)
+    print(report.summary())
+    return 0 if report.score == report.total else 1
+
+
+def cmd_checkpoints(args) -> int:
+    print("no chapter defines a reference checkpoint yet")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="minimllm", description="a multimodal LLM built from scratch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("env", help="environment report").set_defaults(func=cmd_env)
+    sub.add_parser("demo", help="the main job on the embedded default").set_defaults(func=cmd_demo)
+    g = sub.add_parser("grade", help="grade an exercise notebook")
+    g.add_argument("notebook")
+    g.add_argument("--source", help="the instructor's notebook (default: solutions/<same name>)")
+    g.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    g.set_defaults(func=cmd_grade)
+    c = sub.add_parser("checkpoints", help="train the reference checkpoints into data/checkpoints/")
+    c.add_argument("--quick", action="store_true", help="a few steps only (for testing the command)")
+    c.set_defaults(func=cmd_checkpoints)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
