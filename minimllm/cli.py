@@ -54,8 +54,32 @@ def cmd_grade(args) -> int:
     return 0 if report.score == report.total else 1
 
 
+# The reference checkpoints, in the order they are built: (name, "module:function").
+CHECKPOINTS = (
+    ("lm", "minimllm.lm:train_reference"),  # chapter 01: tokenizer + language model
+    ("vision", "minimllm.contrastive:train_reference"),  # chapter 03: SigLIP-pretrained ViT
+)
+
+
 def cmd_checkpoints(args) -> int:
-    print("no chapter defines a reference checkpoint yet")
+    import importlib
+
+    from minimllm.utils import artifacts_dir
+
+    names = args.only or [name for name, _ in CHECKPOINTS]
+    unknown = set(names) - {name for name, _ in CHECKPOINTS}
+    if unknown:
+        raise SystemExit(f"unknown checkpoint(s) {sorted(unknown)}: choose from {[n for n, _ in CHECKPOINTS]}")
+    for name, target in CHECKPOINTS:
+        if name not in names:
+            continue
+        module, function = target.split(":")
+        start = time.time()
+        print(f"== training the reference {name} checkpoint ({target})")
+        # a quick (smoke-test) run never overwrites the committed references
+        out_dir = artifacts_dir() / "quick-checkpoints" / name if args.quick else None
+        out = getattr(importlib.import_module(module), function)(out_dir=out_dir, quick=args.quick)
+        print(f"== {name}: saved to {out} in {time.time() - start:.0f} s")
     return 0
 
 
@@ -71,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     g.set_defaults(func=cmd_grade)
     c = sub.add_parser("checkpoints", help="train the reference checkpoints into data/checkpoints/")
     c.add_argument("--quick", action="store_true", help="a few steps only (for testing the command)")
+    c.add_argument("--only", nargs="+", metavar="NAME", help="build only these (lm, vision)")
     c.set_defaults(func=cmd_checkpoints)
     args = parser.parse_args(argv)
     return args.func(args)

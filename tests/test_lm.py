@@ -1,0 +1,184 @@
+"""The Llama-style language model: causality, learning, KV cache, Llama equivalence, checkpoints."""
+
+import json
+
+import pytest
+import torch
+
+from minimllm.lm import (
+    KVCache,
+    LanguageModel,
+    LMConfig,
+    from_transformers,
+    generate,
+    load_pretrained,
+    load_reference,
+    save_pretrained,
+    to_transformers,
+    top_k_filter,
+    top_p_filter,
+    train_reference,
+)
+from minimllm.tokenizer import train_tokenizer
+from minimllm.train import TrainConfig, train
+
+V = 97
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=V, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=48)
+    model = LanguageModel(LMConfig(**{**cfg, **kw}))
+    for p in model.parameters():  # larger weights than the init, so that differences show
+        torch.nn.init.normal_(p, std=0.2)
+    return model.eval()
+
+
+def ids(B=2, T=20, seed=1):
+    return torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+def test_shapes_and_loss():
+    m, x = tiny(), ids()
+    out = m(x, labels=x)
+    assert out.logits.shape == (2, 20, V) and out.hidden_states.shape == (2, 20, 32)
+    manual = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, V), x[:, 1:].reshape(-1))
+    assert torch.allclose(out.loss, manual)
+    emb = m(inputs_embeds=m.embed_tokens(x)).logits
+    assert torch.allclose(emb, out.logits)
+
+
+@pytest.mark.parametrize("t", [0, 7, 19])
+def test_changing_token_t_never_changes_earlier_logits(t):
+    m, x = tiny(), ids()
+    y = x.clone()
+    y[:, t] = (y[:, t] + 1) % V
+    a, b = m(x).logits, m(y).logits
+    assert torch.allclose(a[:, :t], b[:, :t], atol=1e-6)
+    assert not torch.allclose(a[:, t:], b[:, t:], atol=1e-3)
+
+
+def test_overfits_one_batch():
+    m, x = tiny(), ids(B=4, T=16)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    cfg = TrainConfig(steps=50, lr=1e-2, weight_decay=0.0, min_lr_ratio=1.0, device="cpu")
+    h = train(m, lambda m, b: m(b, labels=b).loss, [x], cfg)
+    assert h.losses[-1] < 0.1 * h.losses[0]
+
+
+def test_too_long_and_bad_inputs_raise():
+    m = tiny()
+    with pytest.raises(ValueError, match="context length"):
+        m(ids(T=49))
+    cache = KVCache(m.config, 2)
+    m(ids(T=40), cache=cache)
+    with pytest.raises(ValueError, match="context length"):
+        m(ids(T=9), cache=cache)
+    with pytest.raises(ValueError, match="context length"):
+        generate(m, ids(T=40), max_new_tokens=9)
+    with pytest.raises(ValueError, match="token ids"):
+        m(torch.tensor([[V]]))
+    with pytest.raises(ValueError, match="exactly one"):
+        m()
+    with pytest.raises(ValueError):
+        LMConfig(dim=30, n_heads=4)
+
+
+def test_cache_in_chunks_equals_full_forward():
+    m, x = tiny(), ids(T=30)
+    full = m(x).logits
+    cache = KVCache(m.config, 2)
+    parts = [m(x[:, a:b], cache=cache).logits for a, b in [(0, 11), (11, 12), (12, 30)]]
+    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
+
+
+def test_attention_mask_padding():
+    m, x = tiny(), ids(B=1, T=10)
+    padded = torch.cat([x, torch.zeros(1, 3, dtype=torch.long)], 1)  # right padding
+    mask = torch.tensor([[1] * 10 + [0] * 3])
+    assert torch.allclose(m(padded, attention_mask=mask).logits[:, :10], m(x).logits, atol=1e-5)
+    assert torch.allclose(m(x, attention_mask=torch.ones(1, 10)).logits, m(x).logits, atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [{}, {"temperature": 1.0, "top_k": 10}, {"temperature": 0.8, "top_p": 0.9}])
+def test_generation_same_with_and_without_cache(kw):
+    m, x = tiny(), ids(T=5)
+    a = generate(m, x, max_new_tokens=25, use_cache=True, generator=torch.Generator().manual_seed(0), **kw)
+    b = generate(m, x, max_new_tokens=25, use_cache=False, generator=torch.Generator().manual_seed(0), **kw)
+    assert a.shape == (2, 30) and torch.equal(a[:, :5], x) and torch.equal(a, b)
+    e1 = generate(m, inputs_embeds=m.embed_tokens(x), max_new_tokens=10, use_cache=True,
+                  generator=torch.Generator().manual_seed(0), **kw)
+    e2 = generate(m, inputs_embeds=m.embed_tokens(x), max_new_tokens=10, use_cache=False,
+                  generator=torch.Generator().manual_seed(0), **kw)
+    assert e1.shape == (2, 10) and torch.equal(e1, e2) and torch.equal(e1, a[:, 5:15])
+
+
+def test_greedy_is_argmax_and_eos_stops():
+    m, x = tiny(), ids(B=1, T=5)
+    out = generate(m, x, max_new_tokens=3)
+    assert out[0, 5].item() == m(x).logits[0, -1].argmax().item()
+    eos = out[0, 6].item()
+    stopped = generate(m, x, max_new_tokens=10, eos_token_id=eos)
+    assert stopped.shape[1] <= 7 and stopped[0, -1].item() == eos
+
+
+def test_filters():
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    assert torch.isinf(top_k_filter(logits, 1)).sum() == 3
+    assert torch.isinf(top_p_filter(logits, 0.5)).tolist() == [[False, True, True, True]]
+    assert torch.isinf(top_p_filter(logits, 0.95)).tolist() == [[False, False, False, True]]
+    assert torch.equal(top_p_filter(logits, 1.0), logits)
+
+
+@pytest.mark.parametrize("kw", [{}, {"n_kv_heads": 4, "tie_embeddings": True}, {"n_kv_heads": 1}])
+def test_llama_equivalence_both_ways(kw):
+    m, x = tiny(**kw), ids()
+    hf = to_transformers(m)
+    assert type(hf).__name__ == "LlamaForCausalLM"
+    with torch.no_grad():
+        ours, theirs = m(x).logits, hf(x).logits
+    assert ((ours - theirs).norm() / theirs.norm()).item() < 1e-5
+    hf2 = to_transformers(tiny(**kw))  # a second model; perturb its weights on the HF side
+    with torch.no_grad():
+        for p in hf2.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+        back = from_transformers(hf2)
+        assert ((back(x).logits - hf2(x).logits).norm() / hf2(x).logits.norm()).item() < 1e-5
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    tok = train_tokenizer(["a red circle above a blue square."] * 20, vocab_size=300)
+    m = tiny(vocab_size=len(tok))
+    save_pretrained(m, tok, tmp_path / "lm")
+    m2, tok2 = load_pretrained(tmp_path / "lm", device="cpu")
+    x = torch.tensor([tok("a red square").input_ids])
+    assert torch.equal(m2(x).logits, m(x).logits) and len(tok2) == len(tok)
+    with pytest.raises(ValueError, match="do not belong together"):
+        save_pretrained(tiny(vocab_size=len(tok) + 1), tok, tmp_path / "x")
+    cfg = json.loads((tmp_path / "lm" / "config.json").read_text())
+    (tmp_path / "lm" / "config.json").write_text(json.dumps({**cfg, "dim": 64}))
+    with pytest.raises(ValueError, match="does not match"):
+        load_pretrained(tmp_path / "lm")
+    (tmp_path / "lm" / "config.json").write_text(json.dumps({**cfg, "vocab_size": 5}))
+    with pytest.raises(ValueError, match="mismatched"):
+        load_pretrained(tmp_path / "lm")
+    (tmp_path / "lm" / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "lm" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(RuntimeError, match="corrupt"):
+        load_pretrained(tmp_path / "lm")
+    with pytest.raises(FileNotFoundError, match="make checkpoints"):
+        load_pretrained(tmp_path / "nowhere")
+
+
+def test_train_reference_and_load_reference(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIMLLM_HOME", str(tmp_path))
+    path = train_reference(quick=True, device="cpu")
+    assert path == tmp_path / "data" / "checkpoints" / "lm"
+    assert (path / "model.safetensors").stat().st_size < 8e6
+    model, tok = load_reference(device="cpu")
+    assert model.config.vocab_size == len(tok)
+    mine = tiny(vocab_size=len(tok))
+    save_pretrained(mine, tok, tmp_path / "data" / "artifacts" / "lm")  # the reader's own is preferred
+    again, _ = load_reference(device="cpu")
+    assert again.config.dim == 32

@@ -1,0 +1,109 @@
+"""The training loop: it learns, follows its schedule, and resumes a run exactly."""
+
+import pytest
+import torch
+from torch import nn
+
+from minimllm.train import History, TrainConfig, load_checkpoint, lr_multiplier, plot_history, train
+
+
+def _problem(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.LayerNorm(16), nn.Linear(16, 1))
+    w = torch.randn(8, 1)
+
+    def batches(step):
+        g = torch.Generator().manual_seed(1000 + step)
+        x = torch.randn(32, 8, generator=g)
+        return x, x @ w
+
+    def loss_fn(model, batch):
+        x, y = batch
+        return nn.functional.mse_loss(model(x), y)
+
+    return model, batches, loss_fn
+
+
+def test_loss_falls_and_eval_runs():
+    model, batches, loss_fn = _problem()
+    calls = []
+
+    def eval_fn(m):
+        calls.append(m.training)
+        return {"val_loss": loss_fn(m, batches(10_000)).item()}
+
+    h = train(model, loss_fn, batches, TrainConfig(steps=60, lr=1e-2, eval_every=20, device="cpu"),
+              eval_fn=eval_fn)
+    assert isinstance(h, History) and h.steps == list(range(1, 61)) and len(h.losses) == 60
+    assert sum(h.losses[-10:]) / 10 < 0.5 * sum(h.losses[:10]) / 10
+    assert [s for s, _ in h.evals] == [20, 40, 60] and calls == [False] * 3
+    assert plot_history(h) is not None
+
+
+def test_schedule():
+    cfg = TrainConfig(steps=100, lr=1.0)
+    assert cfg.warmup == 5
+    assert lr_multiplier(0, cfg) == pytest.approx(0.2) and lr_multiplier(4, cfg) == pytest.approx(1.0)
+    assert lr_multiplier(100, cfg) == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        TrainConfig(steps=0)
+
+
+def test_params_subset_only_moves_those():
+    model, batches, loss_fn = _problem()
+    frozen = model[0].weight.detach().clone()
+    train(model, loss_fn, batches, TrainConfig(steps=5, device="cpu"), params=model[3].parameters())
+    assert torch.equal(model[0].weight, frozen)
+
+
+def test_resume_gives_same_weights_as_uninterrupted(tmp_path):
+    cfg = dict(steps=12, lr=1e-2, device="cpu", checkpoint_every=5)
+    model_a, batches, loss_fn = _problem()
+    ha = train(model_a, loss_fn, batches, TrainConfig(**cfg, checkpoint_path=tmp_path / "a"))
+
+    model_b, _, _ = _problem()
+
+    def crashing(model, batch):
+        if crashing.n == 8:
+            raise KeyboardInterrupt  # the run dies after step 7: last checkpoint is step 5
+        crashing.n += 1
+        return loss_fn(model, batch)
+
+    crashing.n = 0
+    with pytest.raises(KeyboardInterrupt):
+        train(model_b, crashing, batches, TrainConfig(**cfg, checkpoint_path=tmp_path / "b"))
+    model_c, _, _ = _problem(seed=123)  # a fresh process would build the model anew
+    hc = train(model_c, loss_fn, batches, TrainConfig(**cfg, checkpoint_path=tmp_path / "b"))
+    assert hc.steps == list(range(1, 13)) and hc.losses == ha.losses
+    for pa, pc in zip(model_a.parameters(), model_c.parameters()):
+        assert torch.equal(pa, pc)
+    step, h = load_checkpoint(tmp_path / "b", _problem()[0])
+    assert step == 12 and h.losses == ha.losses
+
+
+def test_resume_with_iterable_batches(tmp_path):
+    model_a, batches, loss_fn = _problem()
+    data = [batches(i) for i in range(4)]  # re-iterated when exhausted
+    cfg = dict(steps=10, lr=1e-2, device="cpu", checkpoint_every=3)
+    train(model_a, loss_fn, data, TrainConfig(**cfg))
+    model_b, _, _ = _problem()
+    train(model_b, loss_fn, data, TrainConfig(**{**cfg, "steps": 10}, checkpoint_path=tmp_path))
+    for pa, pb in zip(model_a.parameters(), model_b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_bad_inputs(tmp_path):
+    model, batches, loss_fn = _problem()
+    gen = (batches(i) for i in range(3))
+    with pytest.raises(ValueError, match="ran out"):
+        train(model, loss_fn, gen, TrainConfig(steps=5, device="cpu"))
+    with pytest.raises(ValueError, match="scalar"):
+        train(model, lambda m, b: m(b[0]), batches, TrainConfig(steps=2, device="cpu"))
+    train(model, loss_fn, batches, TrainConfig(steps=2, device="cpu", checkpoint_path=tmp_path))
+    other = nn.Linear(3, 3)
+    with pytest.raises(ValueError, match="does not match"):
+        train(other, lambda m, b: m(torch.ones(3)).sum(), batches,
+              TrainConfig(steps=3, device="cpu", checkpoint_path=tmp_path))
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match="corrupt"):
+        load_checkpoint(tmp_path, model)
