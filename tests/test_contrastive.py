@@ -116,15 +116,6 @@ def test_recall_at_k_hand_case():
     assert r["image->text R@2"] == 1.0  # the swapped partners are second
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread, and far faster on a busy shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_zero_shot_above_chance_after_short_training(tokenizer, one_thread):
     from minimllm.data import COLORS
     from minimllm.train import TrainConfig, train

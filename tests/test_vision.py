@@ -138,15 +138,6 @@ def test_save_load_roundtrip_and_corrupt(tmp_path):
         load_vision_encoder_from(tmp_path / "nowhere")
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread, and far faster on a busy shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_classifier_overfits_a_batch(one_thread):
     torch.manual_seed(0)
     clf = ViTClassifier(ViTConfig(**TINY), num_classes=4)
