@@ -11,7 +11,7 @@ CELL_TIMEOUT ?= 600
         checkpoints run-notebook lab env clean
 
 help:
-	@echo "make demo         run the main job (environment check and data preview, later the MLLM)"
+	@echo "make demo         the main job: environment check, data preview, train the MLLM and report accuracy"
 	@echo "make test         the whole suite in quick mode (lint, unit, export/exercise sync, notebooks)"
 	@echo "make lab          JupyterLab on the course"
 	@echo "make export       write minimllm/ from the notebooks' #| export cells"

@@ -1,7 +1,8 @@
 """The `minimllm` command (hand-written; no chapter teaches it).
 
     minimllm env                 environment report (versions, device, bf16, bitsandbytes)
-    minimllm demo                the main job on the embedded default
+    minimllm demo                environment check, data preview, then the main job
+    minimllm train               the main job: train the MLLM on Shapes World, report accuracy
     minimllm grade NOTEBOOK      grade an exercise notebook
     minimllm checkpoints         train the reference checkpoints into data/checkpoints/
 """
@@ -22,7 +23,7 @@ def cmd_env(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """For now: the environment check and a preview of Shapes World, saved as a picture."""
+    """The environment check, a preview of Shapes World, then the main job (`cmd_train`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,8 +43,17 @@ def cmd_demo(args) -> int:
     fig = show_images([r["image"] for r in rows], titles=[f"{r['question']}\n{r['answer']}" for r in rows],
                       ncols=4, size=2.4)
     fig.savefig(out, dpi=100)
-    print(f"\npreview saved to {out}")
-    return 0
+    print(f"\npreview saved to {out}\n")
+    return cmd_train(args)
+
+
+def cmd_train(args) -> int:
+    """The main job: a LLaVA-style MLLM aligned and tuned on Shapes World from the pretrained
+    towers (chapter 05); prints the held-out caption accuracy and saves captioned test images."""
+    from minimllm.mllm import main_job
+
+    metrics = main_job(quick=args.quick, seed=args.seed)
+    return 0 if metrics else 1
 
 
 def cmd_grade(args) -> int:
@@ -87,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minimllm", description="a multimodal LLM built from scratch")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("env", help="environment report").set_defaults(func=cmd_env)
-    sub.add_parser("demo", help="the main job on the embedded default").set_defaults(func=cmd_demo)
+    for name, func, text in (("demo", cmd_demo, "environment check, data preview, then the main job"),
+                             ("train", cmd_train, "the main job: train the MLLM, report accuracy")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--quick", action="store_true", help="a few steps only (a smoke test)")
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=func)
     g = sub.add_parser("grade", help="grade an exercise notebook")
     g.add_argument("notebook")
     g.add_argument("--source", help="the instructor's notebook (default: solutions/<same name>)")

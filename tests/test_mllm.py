@@ -1,0 +1,211 @@
+"""Tests of minimllm.mllm (Method A, LLaVA-style): processor, merge, labels, freezing, LLaVA
+equivalence, overfitting one batch, image-conditioned generation, caption scoring, save / load."""
+
+import numpy as np
+import pytest
+import torch
+
+from minimllm.data import make_caption, render_scene, sample_scene, text_corpus
+from minimllm.lm import LMConfig
+from minimllm.mllm import (
+    IMAGE_TOKEN_ID,
+    MLLM,
+    MLLMConfig,
+    MLLMProcessor,
+    caption_accuracy,
+    configure_stage,
+    encode_images,
+    generate_captions,
+    load_pretrained,
+    merge_image_features,
+    parse_caption,
+    save_pretrained,
+    to_transformers,
+    trainable_report,
+)
+from minimllm.tokenizer import IMAGE_TOKEN, train_tokenizer
+from minimllm.vision import ViTConfig, to_pixel_values
+
+IMAGE_SIZE = 32
+VIT = dict(image_size=IMAGE_SIZE, patch_size=8, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+N = (IMAGE_SIZE // 8) ** 2  # 16 patches
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(text_corpus(n_scenes=60, seed=0), vocab_size=300)
+
+
+def tiny(tokenizer, projector="mlp", seed=0, **kw):
+    torch.manual_seed(seed)
+    lm = LMConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=96)
+    return MLLM(MLLMConfig(vision=ViTConfig(**VIT), lm=lm, projector=projector, **kw)).eval()
+
+
+def images(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [render_scene(sample_scene(rng, image_size=IMAGE_SIZE)) for _ in range(n)]
+
+
+def test_defaults_are_the_course_mllm():
+    model = MLLM()
+    assert model.config.projector == "mlp" and model.num_image_tokens == 64
+    assert model.projector.kind == "mlp" and model.config.image_token_id == IMAGE_TOKEN_ID == 3
+
+
+def test_processor_expands_each_placeholder_to_m_tokens(tokenizer):
+    proc = MLLMProcessor(tokenizer, num_image_tokens=5, image_size=IMAGE_SIZE)
+    assert proc.expand(f"{IMAGE_TOKEN} hi") == IMAGE_TOKEN * 5 + " hi"
+    out = proc([f"{IMAGE_TOKEN} describe.", f"{IMAGE_TOKEN}{IMAGE_TOKEN} compare."], images(3))
+    ids = out["input_ids"]
+    assert (ids[0] == IMAGE_TOKEN_ID).sum() == 5 and (ids[1] == IMAGE_TOKEN_ID).sum() == 10
+    assert out["pixel_values"].shape == (3, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert ids[0, 0] == tokenizer.bos_token_id and (ids[0, 1:6] == IMAGE_TOKEN_ID).all()
+    assert out["attention_mask"].sum(1).tolist() == [int((r != tokenizer.pad_token_id).sum()) for r in ids]
+    with pytest.raises(ValueError, match="placeholders"):
+        proc([f"{IMAGE_TOKEN} one", "no image"], images(2))
+    with pytest.raises(ValueError, match="placeholders"):
+        proc(["no image here"], images(1))
+
+
+def test_labels_masked_on_image_and_prompt_positions(tokenizer):
+    proc = MLLMProcessor(tokenizer, num_image_tokens=4, image_size=IMAGE_SIZE)
+    targets = ["a large red circle.", "a small blue square in the center and a large green star."]
+    out = proc([f"{IMAGE_TOKEN} describe the image.", IMAGE_TOKEN], images(2), targets=targets)
+    ids, labels = out["input_ids"], out["labels"]
+    for i, (prompt, target) in enumerate(zip([f"{IMAGE_TOKEN} describe the image.", IMAGE_TOKEN], targets)):
+        n_prompt = len(tokenizer(proc.expand(prompt)).input_ids)
+        answer = tokenizer(target, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        assert (labels[i, :n_prompt] == -100).all()                       # start, image, prompt
+        assert labels[i, n_prompt:n_prompt + len(answer)].tolist() == answer  # target and </s>
+        assert (labels[i, n_prompt + len(answer):] == -100).all()           # padding
+    assert (labels[ids == IMAGE_TOKEN_ID] == -100).all()
+
+
+def test_merge_scatters_in_order_and_count_check_raises(tokenizer):
+    embeds = torch.zeros(2, 6, 4)
+    ids = torch.tensor([[1, 3, 3, 5, 0, 0], [1, 7, 3, 3, 3, 3]])
+    feats = torch.randn(3, 2, 4)
+    merged = merge_image_features(embeds, ids, feats)
+    assert torch.equal(merged[0, 1:3], feats[0]) and torch.equal(merged[1, 2:4], feats[1])
+    assert torch.equal(merged[1, 4:6], feats[2]) and (merged[ids != 3] == 0).all()
+    with pytest.raises(ValueError, match="do not match"):
+        merge_image_features(embeds, ids, feats[:2])
+    model = tiny(tokenizer)
+    unexpanded = tokenizer(f"{IMAGE_TOKEN} a red circle.", return_tensors="pt").input_ids  # 1 placeholder, M = 16
+    pixels = to_pixel_values(images(1))
+    with pytest.raises(ValueError, match="do not match"):
+        model(unexpanded, pixels)
+    with pytest.raises(ValueError, match="no pixel_values"):
+        model(unexpanded)
+
+
+def test_stage1_trains_only_the_projector(tokenizer):
+    model = configure_stage(tiny(tokenizer), 1)
+    proc = MLLMProcessor(tokenizer, model.num_image_tokens, IMAGE_SIZE)
+    batch = proc([IMAGE_TOKEN] * 2, images(2), targets=["a red circle.", "a blue star."])
+    report = trainable_report(model, show=False)
+    assert report["total"][0] == report["projector"][0] == report["projector"][1] > 0
+    model(batch["input_ids"], batch["pixel_values"], labels=batch["labels"]).loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projector.parameters())
+    assert all(p.grad is None for p in [*model.vision.parameters(), *model.lm.parameters()])
+    configure_stage(model, 2)
+    assert not any(p.requires_grad for p in model.vision.parameters())
+    assert all(p.requires_grad for p in [*model.lm.parameters(), *model.projector.parameters()])
+    with pytest.raises(ValueError, match="stage"):
+        configure_stage(model, 3)
+
+
+@pytest.mark.parametrize("projector,layer", [("mlp", -1), ("linear", -1), ("mlp", -2)])
+def test_llava_equivalence(tokenizer, projector, layer):
+    model = tiny(tokenizer, projector, vision_feature_layer=layer)
+    for p in model.parameters():  # non-trivial weights everywhere (biases and norms included)
+        p.data.add_(torch.randn_like(p) * 0.05)
+    proc = MLLMProcessor(tokenizer, model.num_image_tokens, IMAGE_SIZE)
+    inputs = proc([f"{IMAGE_TOKEN} the image shows", f"a {IMAGE_TOKEN} b"], images(2, seed=3))
+    hf = to_transformers(model)
+    assert type(hf).__name__ == "LlavaForConditionalGeneration"
+    assert hf.config.vision_feature_select_strategy == "full" and hf.config.image_token_id == IMAGE_TOKEN_ID
+    with torch.no_grad():
+        ours = model(inputs["input_ids"], inputs["pixel_values"]).logits
+        theirs = hf(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"]).logits
+        other = hf(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"].flip(0)).logits
+    assert ((ours - theirs).norm() / theirs.norm()).item() < 1e-5
+    assert not torch.allclose(other, theirs, atol=1e-4)  # the images really go through LLaVA's merge
+
+
+def test_to_transformers_refuses_projectors_llava_lacks(tokenizer):
+    with pytest.raises(ValueError, match="no equivalent"):
+        to_transformers(tiny(tokenizer, "c_abstractor", num_image_tokens=4))
+
+
+def test_overfit_one_batch_and_generation_depends_on_the_image(tokenizer):
+    model = configure_stage(tiny(tokenizer), 2)
+    proc = MLLMProcessor(tokenizer, model.num_image_tokens, IMAGE_SIZE)
+    rng = np.random.default_rng(5)
+    scenes = [sample_scene(rng, n_objects=1, image_size=IMAGE_SIZE) for _ in range(2)]
+    while scenes[1]["objects"][0]["color"] == scenes[0]["objects"][0]["color"]:
+        scenes[1] = sample_scene(rng, n_objects=1, image_size=IMAGE_SIZE)
+    pics = [render_scene(s) for s in scenes]
+    caps = [make_caption(s, style="positions") for s in scenes]
+    batch = proc([IMAGE_TOKEN] * 2, pics, targets=caps)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(100):
+        loss = model(batch["input_ids"], batch["pixel_values"], labels=batch["labels"]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1
+    generated = generate_captions(model, proc, pics, max_new_tokens=30)
+    assert generated == caps  # the same prompt, two images, two different (right) captions
+    assert caption_accuracy(scenes, generated)["accuracy"] == 1.0
+    # the KV cache changes nothing
+    inputs = proc([IMAGE_TOKEN] * 2, pics)
+    with_cache = model.generate(inputs["input_ids"], inputs["pixel_values"], max_new_tokens=12, eos_token_id=None)
+    no_cache = model.generate(inputs["input_ids"], inputs["pixel_values"], max_new_tokens=12, eos_token_id=None,
+                              use_cache=False)
+    assert torch.equal(with_cache, no_cache)
+
+
+def test_caption_accuracy_scores_attributes_and_positions():
+    scene = {"objects": [{"color": "red", "shape": "circle", "size": "large", "position": "top left"},
+                         {"color": "blue", "shape": "square", "size": "small", "position": "center"}], "defects": []}
+    ref = make_caption(scene, style="positions")
+    assert ref == "a large red circle in the top left and a small blue square in the center."
+    assert caption_accuracy([scene], [ref]) == {"accuracy": 1.0, "named": 1.0, "position": 1.0, "size": 1.0,
+                                                "hallucinated": 0.0, "exact": 1.0}
+    wrong = "a large red circle in the top center and a small green square in the center."
+    s = caption_accuracy([scene], [wrong])
+    assert s["accuracy"] == 0.0 and s["named"] == 0.5 and s["hallucinated"] == 0.5
+    assert s["position"] == 0.5  # "center" is named (for the wrong object), "top left" is not
+    other_style = "there are 2 objects. a large red circle is in the top left. a small blue star is in the center."
+    assert caption_accuracy([scene], [other_style], style=None)["accuracy"] == 0.5
+    assert parse_caption("a large red circle above a small blue square.")[0]["position"] is None
+    with pytest.raises(ValueError):
+        caption_accuracy([scene], [])
+
+
+def test_save_load_round_trip(tokenizer, tmp_path):
+    model = tiny(tokenizer, "c_abstractor", num_image_tokens=4)
+    path = save_pretrained(model, tokenizer, tmp_path / "mllm")
+    loaded, proc = load_pretrained(path, device="cpu")
+    assert proc.num_image_tokens == loaded.num_image_tokens == 4
+    inputs = proc([IMAGE_TOKEN], images(1))
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, loaded(**inputs).logits)
+    (path / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="not an MLLM checkpoint"):
+        load_pretrained(path)
+
+
+def test_precomputed_vision_features_give_the_same_logits(tokenizer):
+    model = tiny(tokenizer)
+    proc = MLLMProcessor(tokenizer, model.num_image_tokens, IMAGE_SIZE)
+    inputs = proc([IMAGE_TOKEN] * 3, images(3))
+    feats = encode_images(model.vision, inputs["pixel_values"], batch_size=2)
+    assert feats.shape == (3, N, 16)
+    with torch.no_grad():
+        a = model(inputs["input_ids"], inputs["pixel_values"]).logits
+        b = model(inputs["input_ids"], vision_features=feats).logits
+    torch.testing.assert_close(a, b)
