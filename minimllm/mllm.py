@@ -573,24 +573,25 @@ def load_pretrained(path, device=None):
     return model.to(device or get_device()).eval(), processor
 
 
-MAIN_JOB = dict(projector="c_abstractor", num_image_tokens=9, vision_feature_layer=-4, n_train=12000, n_test=500,
-                batch_size=32, stage1_steps=100, stage1_lr=3e-3, stage2_steps=3000, stage2_lr=1e-3,
-                train_vision=False)
+MAIN_JOB = dict(projector="c_abstractor", num_image_tokens=9, vision_feature_layer=-4, n_train=24000, n_test=500,
+                batch_size=32, stage1_steps=100, stage1_lr=3e-3, stage2_steps=4000, stage2_lr=1e-3,
+                train_vision=True)
 MAIN_JOB_QUICK = dict(MAIN_JOB, n_train=64, n_test=16, batch_size=8, stage1_steps=3, stage2_steps=3)
 
 
 def main_job(out_dir=None, quick: bool = False, seed: int = 0) -> dict:
     """The course's main job (`make demo`): a LLaVA-style MLLM on Shapes World, from the pretrained
-    towers. Stage 1 aligns the projector (towers frozen), stage 2 trains projector + LM (vision
-    frozen); then greedy captions of the held-out test split are scored (`caption_accuracy`) and
-    the model, metrics.json and captions.png are saved to `out_dir` (default data/artifacts/mllm;
+    towers. Stage 1 aligns the projector (towers frozen); stage 2 trains projector + LM, and the
+    vision encoder too when `MAIN_JOB["train_vision"]` (the default). Then greedy captions of the
+    held-out test split are scored (`caption_accuracy`) and the model, metrics.json and
+    captions.png are saved to `out_dir` (default data/artifacts/mllm;
     data/artifacts/mllm-quick in quick mode, so a smoke test never overwrites a trained model).
     `quick=True`: a few steps on a few images (a smoke test). Returns the metrics."""
     import matplotlib.pyplot as plt
 
     from minimllm.data import load_dataset
     from minimllm.train import TrainConfig, train
-    from minimllm.utils import artifacts_dir, get_device, seed_everything
+    from minimllm.utils import artifacts_dir, get_device, plot_curves, seed_everything
 
     start = time.perf_counter()
     s = MAIN_JOB_QUICK if quick else MAIN_JOB
@@ -619,7 +620,8 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0) -> dict:
         if stage == 2 and s["train_vision"]:
             unfreeze(model.vision)
         trainable = trainable_report(model, show=False)
-        print(f"[{time.perf_counter() - start:5.0f} s] stage {stage}: training {', '.join(STAGES[stage])} "
+        parts = STAGES[stage] + (("vision",) if stage == 2 and s["train_vision"] else ())
+        print(f"[{time.perf_counter() - start:5.0f} s] stage {stage}: training {', '.join(parts)} "
               f"({trainable['total'][0]:,} of {trainable['total'][1]:,} parameters), {steps} steps")
         histories[stage] = train(model, caption_loss, lambda step, st=stage: batches(step + 100_000 * st),
                                  TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10), seed=seed,
@@ -640,7 +642,16 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0) -> dict:
                         title=f"held-out test images, generated captions (accuracy {scores['accuracy']:.3f})")
     fig.savefig(out_dir / "captions.png", dpi=110)
     plt.close(fig)
+    offset, curves = 0, {}
+    for st, h in histories.items():  # one x axis: stage 2's steps follow stage 1's
+        curves[f"stage {st}: {', '.join(STAGES[st] + (('vision',) if st == 2 and s['train_vision'] else ()))}"] = (
+            [offset + i for i in range(len(h.losses))], h.losses)
+        offset += len(h.losses)
+    ax = plot_curves(curves, title="main job: caption loss (training batches)", logy=True)
+    ax.figure.savefig(out_dir / "loss.png", dpi=110)
+    plt.close(ax.figure)
     (out_dir / "test_captions.json").write_text(json.dumps(
         [{"reference": r, "generated": c} for r, c in zip(test_data["captions"], captions)], indent=1) + "\n")
-    print(f"saved the model, metrics.json and captions.png to {out_dir}")
-    return {**metrics, "out_dir": str(out_dir), "captions_png": str(out_dir / "captions.png")}
+    print(f"saved the model, metrics.json, captions.png and loss.png to {out_dir}")
+    return {**metrics, "out_dir": str(out_dir), "captions_png": str(out_dir / "captions.png"),
+            "loss_png": str(out_dir / "loss.png")}

@@ -209,3 +209,24 @@ def test_precomputed_vision_features_give_the_same_logits(tokenizer):
         a = model(inputs["input_ids"], inputs["pixel_values"]).logits
         b = model(inputs["input_ids"], vision_features=feats).logits
     torch.testing.assert_close(a, b)
+
+
+def test_main_job_quick_trains_the_encoder_and_saves_what_it_reports(tmp_path):
+    """The main job's smoke run: stage 2 changes the vision encoder (train_vision), the saved
+    model reloads with the same weights, and metrics.json holds the accuracy it returned."""
+    import json
+
+    from minimllm.mllm import MAIN_JOB, MAIN_JOB_QUICK, load_towers, main_job
+
+    assert MAIN_JOB["train_vision"] and MAIN_JOB_QUICK["train_vision"]
+    start_vision = load_towers(allow_random=True, device="cpu")[0]
+    metrics = main_job(out_dir=tmp_path / "mllm", quick=True)
+    model, _ = load_pretrained(tmp_path / "mllm", device="cpu")
+    before, after = start_vision.state_dict(), model.vision.state_dict()
+    # vision_feature_layer=-4 reads the first block: it trains; the last block is not in the path
+    assert not torch.equal(after["layers.0.self_attn.q_proj.weight"], before["layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(after["layers.3.mlp.fc1.weight"], before["layers.3.mlp.fc1.weight"])
+    saved = json.loads((tmp_path / "mllm" / "metrics.json").read_text())
+    assert saved["accuracy"] == round(metrics["accuracy"], 4) and 0.0 <= saved["accuracy"] <= 1.0
+    assert (tmp_path / "mllm" / "captions.png").stat().st_size > 1000
+    assert metrics["loss_png"] == str(tmp_path / "mllm" / "loss.png") and (tmp_path / "mllm" / "loss.png").stat().st_size > 1000
