@@ -295,12 +295,25 @@ def unfreeze(module: nn.Module) -> nn.Module:
     return set_trainable(module, True)
 
 
+def unfreeze_vision(model: "MLLM") -> "MLLM":
+    """Train the vision encoder as far as the MLLM reads it: patch and position embeddings and the
+    blocks up to `vision_feature_layer`. Later blocks (and the final LayerNorm, unless the layer is
+    -1) never get a gradient, so they stay frozen and out of the trainable count."""
+    vision, layer = model.vision, model.config.vision_feature_layer
+    unfreeze(vision)
+    if layer != -1:
+        set_trainable(vision.layers[len(vision.layers) + 1 + layer:], False)  # as `vision_hidden_state`
+        set_trainable(vision.post_layernorm, False)
+    return model
+
+
 STAGES = {1: ("projector",), 2: ("projector", "lm")}  # what each training stage trains
 
 
 def configure_stage(model: MLLM, stage: int) -> MLLM:
     """Stage 1 (LLaVA's feature alignment): only the projector trains. Stage 2 (fine-tuning): the
-    projector and the LM train. The vision encoder stays frozen in both, as in LLaVA."""
+    projector and the LM train. The vision encoder stays frozen in both, as in LLaVA
+    (`unfreeze_vision` trains it too: the main job does so in stage 2)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}: 1 (align the projector) or 2 (projector + LM)")
     for name in ("vision", "projector", "lm"):
@@ -520,7 +533,7 @@ def show_captions(images, captions, scenes=None, ncols: int = 4, size: float = 2
         color = "black"
         if scenes is not None:
             color = "green" if caption_accuracy([scenes[i]], [captions[i]], style=None)["accuracy"] == 1 else "red"
-        ax.set_title("\n".join(textwrap.wrap(captions[i], 30)), fontsize=7.5, color=color, y=-0.02, va="top")
+        ax.set_title("\n".join(textwrap.wrap(captions[i], 30)), fontsize=7.5, color=color, y=-0.08, va="top")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -583,8 +596,8 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0) -> dict:
     """The course's main job (`make demo`): a LLaVA-style MLLM on Shapes World, from the pretrained
     towers. Stage 1 aligns the projector (towers frozen); stage 2 trains projector + LM, and the
     vision encoder too when `MAIN_JOB["train_vision"]` (the default). Then greedy captions of the
-    held-out test split are scored (`caption_accuracy`) and the model, metrics.json and
-    captions.png are saved to `out_dir` (default data/artifacts/mllm;
+    held-out test split are scored (`caption_accuracy`) and the model, metrics.json, captions.png
+    and loss.png are saved to `out_dir` (default data/artifacts/mllm;
     data/artifacts/mllm-quick in quick mode, so a smoke test never overwrites a trained model).
     `quick=True`: a few steps on a few images (a smoke test). Returns the metrics."""
     import matplotlib.pyplot as plt
@@ -614,14 +627,14 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0) -> dict:
     batches = CaptionBatches(processor, train_data, batch_size=s["batch_size"], seed=seed)
     print(f"[{time.perf_counter() - start:5.0f} s] {len(train_data['captions'])} training pairs, "
           f"{len(test_data['captions'])} held-out test pairs; M = {model.num_image_tokens} image tokens")
+    trains = {st: STAGES[st] + (("vision",) if st == 2 and s["train_vision"] else ()) for st in STAGES}
     histories = {}
     for stage, steps, lr in ((1, s["stage1_steps"], s["stage1_lr"]), (2, s["stage2_steps"], s["stage2_lr"])):
         configure_stage(model, stage)
         if stage == 2 and s["train_vision"]:
-            unfreeze(model.vision)
+            unfreeze_vision(model)
         trainable = trainable_report(model, show=False)
-        parts = STAGES[stage] + (("vision",) if stage == 2 and s["train_vision"] else ())
-        print(f"[{time.perf_counter() - start:5.0f} s] stage {stage}: training {', '.join(parts)} "
+        print(f"[{time.perf_counter() - start:5.0f} s] stage {stage}: training {', '.join(trains[stage])} "
               f"({trainable['total'][0]:,} of {trainable['total'][1]:,} parameters), {steps} steps")
         histories[stage] = train(model, caption_loss, lambda step, st=stage: batches(step + 100_000 * st),
                                  TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10), seed=seed,
@@ -644,10 +657,10 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0) -> dict:
     plt.close(fig)
     offset, curves = 0, {}
     for st, h in histories.items():  # one x axis: stage 2's steps follow stage 1's
-        curves[f"stage {st}: {', '.join(STAGES[st] + (('vision',) if st == 2 and s['train_vision'] else ()))}"] = (
-            [offset + i for i in range(len(h.losses))], h.losses)
+        curves[f"stage {st}: {', '.join(trains[st])}"] = ([offset + i for i in range(len(h.losses))], h.losses)
         offset += len(h.losses)
     ax = plot_curves(curves, title="main job: caption loss (training batches)", logy=True)
+    ax.figure.tight_layout()
     ax.figure.savefig(out_dir / "loss.png", dpi=110)
     plt.close(ax.figure)
     (out_dir / "test_captions.json").write_text(json.dumps(

@@ -230,3 +230,24 @@ def test_main_job_quick_trains_the_encoder_and_saves_what_it_reports(tmp_path):
     assert saved["accuracy"] == round(metrics["accuracy"], 4) and 0.0 <= saved["accuracy"] <= 1.0
     assert (tmp_path / "mllm" / "captions.png").stat().st_size > 1000
     assert metrics["loss_png"] == str(tmp_path / "mllm" / "loss.png") and (tmp_path / "mllm" / "loss.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("layer", [-1, -2, -4])
+def test_unfreeze_vision_trains_exactly_the_encoder_parameters_that_get_gradients(tokenizer, layer):
+    from minimllm.mllm import unfreeze_vision
+
+    torch.manual_seed(0)
+    lm = LMConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=96)
+    model = MLLM(MLLMConfig(vision=ViTConfig(**dict(VIT, num_layers=3)), lm=lm, vision_feature_layer=layer))
+    configure_stage(model, 2)
+    unfreeze_vision(model)
+    trainable = {n for n, p in model.vision.named_parameters() if p.requires_grad}
+    for p in model.vision.parameters():
+        p.requires_grad_(True)  # now let every encoder parameter collect a gradient, to see which do
+    inputs = MLLMProcessor(tokenizer, model.num_image_tokens, IMAGE_SIZE)([f"{IMAGE_TOKEN} a"] * 2, images(2))
+    model(inputs["input_ids"], inputs["pixel_values"]).logits.square().mean().backward()
+    reached = {n for n, p in model.vision.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert trainable == reached
+    assert ("post_layernorm.weight" in trainable) == (layer == -1)
+    assert ("layers.0.mlp.fc1.weight" in trainable) == (layer != -4)  # -4 of 3 blocks: the patch embeddings
+    assert {"patch_embed.proj.weight", "position_embedding"} <= trainable
