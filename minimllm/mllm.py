@@ -189,17 +189,22 @@ class MLLMConfig:
         return cls(**d)
 
 
+def blocks_read(vision: VisionTransformer, layer: int) -> int:
+    """How many encoder blocks run to produce `vision_feature_layer` `layer` (layer -2 -> L - 1)."""
+    n_blocks = len(vision.layers) + 1 + layer if layer != -1 else len(vision.layers)
+    if n_blocks < 0:
+        raise ValueError(f"vision_feature_layer={layer}: the encoder has only {len(vision.layers)} layers")
+    return n_blocks
+
+
 def vision_hidden_state(vision: VisionTransformer, pixel_values: torch.Tensor, layer: int = -1) -> torch.Tensor:
     """Patch features (n, N, D) of one layer of the encoder, numbered as transformers' LLaVA does
     (`vision_feature_layer`): -1 the output after the final LayerNorm, -2 the block before, ...,
     -(L + 1) the patch embeddings with their positions. LLaVA-1.5 reads -2."""
     if layer == -1:
         return vision(pixel_values).last_hidden_state
-    n_blocks = len(vision.layers) + 1 + layer   # blocks to run: layer -2 -> L - 1 blocks
-    if n_blocks < 0:
-        raise ValueError(f"vision_feature_layer={layer}: the encoder has only {len(vision.layers)} layers")
     x = vision.patch_embed(pixel_values) + vision.position_embedding  # (n, N, D)
-    for block in vision.layers[:n_blocks]:
+    for block in vision.layers[:blocks_read(vision, layer)]:
         x, _ = block(x)
     return x
 
@@ -301,8 +306,8 @@ def unfreeze_vision(model: "MLLM") -> "MLLM":
     -1) never get a gradient, so they stay frozen and out of the trainable count."""
     vision, layer = model.vision, model.config.vision_feature_layer
     unfreeze(vision)
+    set_trainable(vision.layers[blocks_read(vision, layer):], False)
     if layer != -1:
-        set_trainable(vision.layers[len(vision.layers) + 1 + layer:], False)  # as `vision_hidden_state`
         set_trainable(vision.post_layernorm, False)
     return model
 
