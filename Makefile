@@ -7,7 +7,7 @@ PY := $(BIN)/python
 export PATH := $(abspath $(BIN)):$(PATH)
 CELL_TIMEOUT ?= 600
 
-.PHONY: help demo test lint unit nbtest export export-check exercises exercises-check grade \
+.PHONY: help demo test lint unit nbtest export update export-check exercises exercises-check grade \
         checkpoints run-notebook lab env clean
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make test         the whole suite in quick mode (lint, unit, export/exercise sync, notebooks)"
 	@echo "make lab          JupyterLab on the course"
 	@echo "make export       write minimllm/ from the notebooks' #| export cells"
+	@echo "make update       write blocks edited in minimllm/ back into their notebook cells"
 	@echo "make exercises    write exercises/ from solutions/"
 	@echo "make grade NB=exercises/00_setup_and_data.ipynb   grade a notebook"
 	@echo "make checkpoints  train the reference checkpoints into data/checkpoints/"
@@ -54,6 +55,9 @@ test: env
 
 export: env
 	$(PY) -m minimllm.nbtools export
+
+update: env
+	$(PY) -m minimllm.nbtools update
 
 export-check: env
 	$(PY) -m minimllm.nbtools export-check

@@ -3,6 +3,15 @@
 """A Llama-style decoder-only language model (Touvron et al., "LLaMA", 2023): RMSNorm, rotary
 position embeddings, SwiGLU, causal self-attention with optional grouped-query attention, a KV
 cache for generation, and conversion to and from transformers' `LlamaForCausalLM`."""
+
+__all__ = ["LMConfig", "RMSNorm", "rope_tables", "rotate_half", "apply_rope", "SwiGLU", "KVCache",
+    "Attention", "DecoderBlock", "LMOutput", "LanguageModel", "llama_config", "to_transformers",
+    "from_transformers", "tokenize_corpus", "random_windows", "lm_loss", "evaluate_lm",
+    "top_k_filter", "top_p_filter", "sample_next_token", "generate", "CONFIG_FILE", "WEIGHTS_FILE",
+    "save_pretrained", "load_pretrained", "reference_path", "load_reference", "train_reference"]
+
+
+# %% notebooks/01_language_model.ipynb cell 22
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -108,6 +117,7 @@ class SwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
+# %% notebooks/01_language_model.ipynb cell 25
 _SDPA_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)  # enable_gqa exists
 
 
@@ -280,6 +290,7 @@ class LanguageModel(nn.Module):
         return LMOutput(logits=logits, loss=loss, cache=cache, hidden_states=h)
 
 
+# %% notebooks/01_language_model.ipynb cell 33
 def llama_config(config: LMConfig) -> LlamaConfig:
     """The transformers `LlamaConfig` of the same architecture."""
     return LlamaConfig(
@@ -330,6 +341,7 @@ def from_transformers(hf_model: LlamaForCausalLM) -> "LanguageModel":
     return model.to(hf_model.device)
 
 
+# %% notebooks/01_language_model.ipynb cell 49
 def tokenize_corpus(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
     """One long 1-d LongTensor: `<s> text </s>` for every text, concatenated."""
     if not texts:
@@ -383,6 +395,7 @@ def evaluate_lm(model: "LanguageModel", tokens: torch.Tensor, seq_len: int = 128
     return {"val_loss": loss, "val_ppl": float(torch.tensor(loss).exp())}
 
 
+# %% notebooks/01_language_model.ipynb cell 58
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Set every logit below the k-th largest (per row) to -inf. logits: (..., V)."""
     if k is None or k <= 0 or k >= logits.shape[-1]:
@@ -416,6 +429,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
 
+# %% notebooks/01_language_model.ipynb cell 61
 @torch.no_grad()
 def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None, max_new_tokens: int = 32,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
@@ -457,6 +471,7 @@ def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None, max_
     return new if input_ids is None else torch.cat([input_ids, new], dim=1)
 
 
+# %% notebooks/01_language_model.ipynb cell 71
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
 

@@ -5,6 +5,16 @@ Instruction Tuning"; LLaVA-1.5: Liu et al. 2024, "Improved Baselines with Visual
 Tuning"): a vision encoder, a projector to the LM's width, and image tokens placed in the LM's
 input sequence in place of `<image>` placeholders. Stage-1 alignment on captions, caption scoring,
 conversion to transformers' `LlavaForConditionalGeneration`, and the course's main job."""
+
+__all__ = ["IMAGE_TOKEN_ID", "load_towers", "MLLMProcessor", "merge_image_features", "MLLMConfig",
+    "blocks_read", "vision_hidden_state", "MLLM", "set_trainable", "freeze", "unfreeze",
+    "unfreeze_vision", "STAGES", "configure_stage", "trainable_report", "generate_captions",
+    "to_transformers", "CAPTION_STYLE", "caption_examples", "CaptionBatches", "caption_loss",
+    "encode_images", "parse_caption", "caption_accuracy", "evaluate_captions", "show_captions",
+    "save_pretrained", "load_pretrained", "MAIN_JOB", "MAIN_JOB_QUICK", "main_job"]
+
+
+# %% notebooks/05_unified_mllm.ipynb cell 6
 import json
 import re
 import time
@@ -58,6 +68,7 @@ def load_towers(allow_random: bool = False, device=None):
     return vision.to(device).eval(), lm.to(device).eval(), tokenizer
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 9
 class MLLMProcessor:
     """Prepares Method-A inputs, as transformers' `LlavaProcessor`: each `<image>` of a prompt is
     expanded to `num_image_tokens` placeholders, images become `pixel_values` in [-1, 1], and with
@@ -133,6 +144,7 @@ class MLLMProcessor:
         return texts
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 14
 def merge_image_features(inputs_embeds: torch.Tensor, input_ids: torch.Tensor, image_features: torch.Tensor,
                          image_token_id: int = IMAGE_TOKEN_ID) -> torch.Tensor:
     """Put the image tokens in place of the placeholders (LLaVA's masked scatter).
@@ -155,6 +167,7 @@ def merge_image_features(inputs_embeds: torch.Tensor, input_ids: torch.Tensor, i
     return inputs_embeds.masked_scatter(mask, image_features.to(inputs_embeds.dtype))
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 17
 @dataclass
 class MLLMConfig:
     """The course's small MLLM: vision encoder, projector by name (`build_projector`), LM.
@@ -283,6 +296,7 @@ class MLLM(nn.Module):
                            eos_token_id=eos_token_id, use_cache=use_cache)
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 20
 def set_trainable(module: nn.Module, trainable: bool) -> nn.Module:
     """requires_grad = `trainable` for every parameter of `module`; returns it."""
     for p in module.parameters():
@@ -340,6 +354,7 @@ def trainable_report(model: MLLM, show: bool = True) -> dict[str, tuple[int, int
     return report
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 23
 @torch.no_grad()
 def generate_captions(model: MLLM, processor: MLLMProcessor, images, prompt: str = IMAGE_TOKEN,
                       max_new_tokens: int = 48, batch_size: int = 64) -> list[str]:
@@ -361,6 +376,7 @@ def generate_captions(model: MLLM, processor: MLLMProcessor, images, prompt: str
     return captions
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 26
 def to_transformers(model: MLLM):
     """transformers' `LlavaForConditionalGeneration` (SigLIP vision + Llama text, built from a
     `LlavaConfig`, no download) with this model's weights: the same logits, up to float rounding.
@@ -402,6 +418,7 @@ def to_transformers(model: MLLM):
     return hf.to(model.device).eval()
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 30
 CAPTION_STYLE = "positions"  # "a large red circle in the top left and a small blue square in the center."
 
 
@@ -460,6 +477,7 @@ def encode_images(vision: VisionTransformer, pixel_values: torch.Tensor, batch_s
     return out
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 36
 _MENTION = re.compile(rf"\b(?:({'|'.join(SIZES)}) )?({'|'.join(COLORS)}) ({'|'.join(SHAPES)})\b")
 _POSITION = re.compile(rf"\bin the ({'|'.join(sorted(POSITIONS, key=len, reverse=True))})\b")
 
@@ -513,6 +531,7 @@ def caption_accuracy(scenes, captions, style: str | None = CAPTION_STYLE) -> dic
     return scores
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 39
 def evaluate_captions(model: MLLM, processor: MLLMProcessor, data: dict, style: str | None = CAPTION_STYLE,
                       batch_size: int = 64) -> tuple[dict[str, float], list[str]]:
     """(scores from `caption_accuracy`, generated captions) for data from `caption_examples`."""
@@ -545,6 +564,7 @@ def show_captions(images, captions, scenes=None, ncols: int = 4, size: float = 2
     return fig
 
 
+# %% notebooks/05_unified_mllm.ipynb cell 55
 def save_pretrained(model: MLLM, tokenizer, path, metrics: dict | None = None) -> Path:
     """Write config.json (`MLLMConfig`), model.safetensors and the tokenizer (and metrics.json)."""
     from safetensors.torch import save_file

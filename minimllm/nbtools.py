@@ -2,13 +2,18 @@
 
 - `export_notebooks` writes the `#| export` cells of `notebooks/` into `minimllm/` (nbdev's
   directive syntax: `#| default_exp utils` names a notebook's default module, `#| export` sends a
-  cell there and `#| export data` to `minimllm/data.py`).
+  cell there and `#| export data` to `minimllm/data.py`). Each block is preceded by a
+  `# %% notebooks/NN_topic.ipynb cell K` line naming the cell it came from, and each module gets
+  an `__all__` of its public names (as nbdev does).
+- `update_notebooks` is the way back (nbdev's `nbdev_update`): a block edited in a generated
+  module is written into the notebook cell its `# %%` line names.
 - `make_exercise` turns a solutions notebook into the student version (nbgrader's markers).
 - `check_export` / `check_exercises` report where the committed files differ from fresh output.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -38,11 +43,62 @@ def _strip_directives(source: str) -> str:
     return "\n".join(lines).strip("\n")
 
 
+CELL_MARK = "# %% {src} cell {index}"
+_CELL_MARK = re.compile(r"^# %% (\S+) cell (\d+)$", re.M)
+_ALL = re.compile(r"^__all__ = \[.*?\]\n\n?", re.M | re.S)
+
+
+def _source_name(nb_path: Path) -> str:
+    try:
+        return nb_path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return nb_path.name
+
+
+def public_names(source: str) -> list[str]:
+    """Top-level functions, classes and assigned names of `source` not starting with `_`."""
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for t in ast.walk(target):
+                    if isinstance(t, ast.Name):
+                        names.append(t.id)
+    return [n for n in dict.fromkeys(names) if not n.startswith("_")]
+
+
+def _all_statement(names: list[str], width: int = 100) -> str:
+    """`__all__ = [...]`, wrapped at `width` columns."""
+    lines, line = [], "__all__ = ["
+    for i, name in enumerate(names):
+        item = f'"{name}"' + (", " if i < len(names) - 1 else "")
+        if len(line) + len(item.rstrip()) > width - 1:
+            lines.append(line.rstrip())
+            line = "    "
+        line += item
+    return "\n".join(lines + [line + "]"]) + "\n"
+
+
+def _split_docstring(block: str) -> tuple[str, str]:
+    """(module docstring with its line end, the rest) of a block; ("", block) without one."""
+    body = ast.parse(block).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        lines = block.splitlines(keepends=True)
+        return "".join(lines[:body[0].end_lineno]), "".join(lines[body[0].end_lineno:]).lstrip("\n")
+    return "", block
+
+
 def notebook_modules(nb_path: Path) -> dict[str, str]:
-    """{module name: generated source} for one notebook."""
+    """{module name: generated source} for one notebook: a header, each exported cell after a
+    `# %%` line naming it, and `__all__` (after the module docstring when the first cell has one)."""
     nb = nbformat.read(nb_path, as_version=4)
+    src = _source_name(nb_path)
     default, cells = None, {}
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         d = _directives(cell.source)
@@ -52,12 +108,16 @@ def notebook_modules(nb_path: Path) -> dict[str, str]:
             module = d["export"] or default
             if not module:
                 raise ValueError(f"{nb_path}: an `#| export` cell comes before `#| default_exp`")
-            cells.setdefault(module, []).append(_strip_directives(cell.source))
-    try:
-        src = nb_path.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        src = nb_path.name
-    return {m: HEADER.format(src=src) + "\n" + "\n\n\n".join(c) + "\n" for m, c in cells.items()}
+            cells.setdefault(module, []).append((index, _strip_directives(cell.source)))
+    modules = {}
+    for module, blocks in cells.items():
+        names = [n for _, block in blocks for n in public_names(block)]
+        docstring, first = _split_docstring(blocks[0][1])
+        parts = [CELL_MARK.format(src=src, index=i) + "\n" + block for i, block in blocks]
+        parts[0] = CELL_MARK.format(src=src, index=blocks[0][0]) + "\n" + first
+        head = HEADER.format(src=src) + "\n" + (docstring + "\n" if docstring else "") + _all_statement(names) + "\n\n"
+        modules[module] = head + "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+    return modules
 
 
 def exported(nb_dir: Path = ROOT / "notebooks") -> dict[str, str]:
@@ -103,6 +163,52 @@ def check_export(nb_dir: Path = ROOT / "notebooks", lib: Path = ROOT / "minimllm
         if is_generated(path) and path.stem not in modules:
             problems.append(f"{path.relative_to(lib.parent)} is generated but no notebook exports it")
     return problems
+
+
+def module_blocks(source: str) -> dict[tuple[str, int], str]:
+    """{(notebook, cell index): code} of a generated module, split at its `# %%` lines; the module
+    docstring and `__all__` (which `export` writes) go back to the first block / are dropped."""
+    body = source.split("\n", 1)[1] if source.startswith("# AUTOGENERATED") else source
+    body = _ALL.sub("", body.lstrip("\n"), count=1)
+    marks = list(_CELL_MARK.finditer(body))
+    if not marks:
+        raise ValueError("no `# %% <notebook> cell <index>` lines: is this a generated module?")
+    docstring = body[:marks[0].start()].strip("\n")
+    blocks = {}
+    for m, nxt in zip(marks, marks[1:] + [None]):
+        code = body[m.end():nxt.start() if nxt else len(body)].strip("\n")
+        blocks[(m.group(1), int(m.group(2)))] = code
+    if docstring:
+        first = next(iter(blocks))
+        blocks[first] = docstring + "\n" + blocks[first]
+    return blocks
+
+
+def update_notebooks(nb_dir: Path = ROOT / "notebooks", lib: Path = ROOT / "minimllm") -> list[str]:
+    """Write blocks edited in generated modules back into their notebook cells (the cells'
+    directives are kept). Returns the cells changed, as "notebook cell K"."""
+    changed, notebooks = [], {}
+    for path in sorted(lib.glob("*.py")):
+        if not is_generated(path):
+            continue
+        for (src, index), code in module_blocks(path.read_text()).items():
+            name = Path(src).name
+            if name not in notebooks:
+                notebooks[name] = nbformat.read(nb_dir / name, as_version=4)
+            cell = notebooks[name].cells[index] if index < len(notebooks[name].cells) else None
+            if cell is None or cell.cell_type != "code" or "export" not in _directives(cell.source):
+                raise ValueError(f"{path.name}: {name} cell {index} is not an exported cell (the notebook "
+                                 "changed since the last export): run `make export` first, then edit")
+            lines = cell.source.splitlines()
+            n_directives = next((i for i, line in enumerate(lines) if not line.startswith("#|")), len(lines))
+            new = "\n".join(lines[:n_directives] + [code])
+            if new != cell.source:
+                cell.source = new
+                changed.append(f"{name} cell {index}")
+    for name, nb in notebooks.items():
+        if any(c.startswith(name + " ") for c in changed):
+            nbformat.write(nb, nb_dir / name)
+    return changed
 
 
 # --------------------------------------------------------------------------- exercises
@@ -174,8 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m minimllm.nbtools", description=__doc__.split("\n")[0])
-    p.add_argument("command", choices=["export", "export-check", "exercises", "exercises-check"])
+    p.add_argument("command", choices=["export", "export-check", "update", "exercises", "exercises-check"])
     args = p.parse_args(argv)
+    if args.command == "update":
+        for cell in update_notebooks():
+            print(f"updated {cell}")
+        return 0
     if args.command == "export":
         for path in export_notebooks():
             print(f"wrote {path.relative_to(ROOT)}")

@@ -2,6 +2,12 @@
 
 """A byte-level BPE tokenizer (Sennrich et al., 2016; GPT-2's byte-level variant) for Shapes World,
 wrapped as a transformers `PreTrainedTokenizerFast` with the course's special tokens and chat template."""
+
+__all__ = ["SPECIAL_TOKENS", "IMAGE_TOKEN", "CHAT_ROLES", "CHAT_TEMPLATE", "wrap_tokenizer",
+    "train_tokenizer"]
+
+
+# %% notebooks/01_language_model.ipynb cell 9
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers

@@ -6,6 +6,12 @@ AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019), line
 cosine decay (Loshchilov & Hutter, "SGDR", 2017), gradient clipping, bf16 autocast on CUDA,
 periodic evaluation and checkpoints that resume the same run.
 """
+
+__all__ = ["TrainConfig", "lr_multiplier", "History", "plot_history", "WEIGHTS_FILE", "STATE_FILE",
+    "save_checkpoint", "load_checkpoint", "to_device", "train", "evaluate"]
+
+
+# %% notebooks/01_language_model.ipynb cell 36
 import math
 import os
 import random
@@ -22,6 +28,7 @@ from tqdm.auto import tqdm
 from minimllm.utils import autocast, get_device, seed_everything
 
 
+# %% notebooks/01_language_model.ipynb cell 37
 @dataclass
 class TrainConfig:
     """What `train` does. `warmup_steps=None` means 5% of `steps`; the learning rate then follows
@@ -71,6 +78,7 @@ def lr_multiplier(step: int, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+# %% notebooks/01_language_model.ipynb cell 41
 @dataclass
 class History:
     """What a run did: the loss and learning rate at every step, and `(step, metrics)` evals."""
@@ -206,6 +214,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, sc
     return state["step"], History.from_dict(state["history"])
 
 
+# %% notebooks/01_language_model.ipynb cell 43
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor in a (nested) batch of tensors, dicts, lists and tuples to `device`."""
     if isinstance(batch, torch.Tensor):
@@ -247,6 +256,7 @@ def _batches(batches, start: int, steps: int):
         yield draw()
 
 
+# %% notebooks/01_language_model.ipynb cell 45
 def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor], batches,
           config: TrainConfig, eval_fn: Callable[[torch.nn.Module], dict] | None = None,
           params: Iterable[torch.nn.Parameter] | None = None) -> History:

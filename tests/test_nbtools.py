@@ -64,6 +64,37 @@ def test_export_before_default_exp_is_an_error(tmp_path):
         nbtools.exported(tmp_path)
 
 
+def test_export_names_each_cell_and_lists_public_names(tmp_path):
+    nbformat.write(_notebook("#| default_exp alpha", '#| export\n"""Alpha."""\nimport os\n\nA = 1',
+                             "x = 0", "#| export\ndef f():\n    return 2\n\n\nclass _Hidden:\n    pass"),
+                   tmp_path / "00_x.ipynb")
+    source = nbtools.exported(tmp_path)["alpha"]
+    namespace = {}
+    exec(source, namespace)
+    assert namespace["__doc__"] == "Alpha.", "the first cell's docstring stays the module docstring"
+    assert namespace["__all__"] == ["A", "f"], "public names only, imports and _private ones left out"
+    assert "# %% 00_x.ipynb cell 1\nimport os" in source
+    assert "# %% 00_x.ipynb cell 3\ndef f():" in source
+
+
+def test_update_writes_an_edited_block_back_to_its_cell(tmp_path):
+    nb_dir, lib = tmp_path / "notebooks", tmp_path / "pkg"
+    nb_dir.mkdir(), lib.mkdir()
+    nbformat.write(_notebook("#| default_exp alpha", '#| export\n"""Alpha."""\nA = 1', "B = 2",
+                             "#| export\ndef f():\n    return 2"), nb_dir / "00_x.ipynb")
+    nbtools.export_notebooks(nb_dir, lib)
+    assert nbtools.update_notebooks(nb_dir, lib) == [], "a fresh export changes nothing"
+    module = lib / "alpha.py"
+    module.write_text(module.read_text().replace("return 2", "return 3").replace("A = 1", "A = 10"))
+    assert nbtools.update_notebooks(nb_dir, lib) == ["00_x.ipynb cell 1", "00_x.ipynb cell 3"]
+    cells = nbformat.read(nb_dir / "00_x.ipynb", as_version=4).cells
+    assert cells[1].source == '#| export\n"""Alpha."""\nA = 10'
+    assert cells[3].source == "#| export\ndef f():\n    return 3"
+    assert cells[2].source == "B = 2"
+    nbtools.export_notebooks(nb_dir, lib)
+    assert nbtools.check_export(nb_dir, lib) == []
+
+
 def test_stub_replaces_solution_and_drops_hidden_tests():
     sol = _notebook("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
                     "assert f(2) == 4\n### BEGIN HIDDEN TESTS\nassert f(3) == 6\n### END HIDDEN TESTS")
