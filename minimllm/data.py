@@ -11,7 +11,7 @@ __all__ = ["GENERATOR_VERSION", "SHAPES", "PLURALS", "COLORS", "RGB", "SIZES", "
     "DIGIT_WORDS", "PHOTOS", "digits_dataset", "sample_photos"]
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 25
+# %% notebooks/00_setup_and_data.ipynb cell 28
 import hashlib
 import json
 import math
@@ -53,7 +53,7 @@ HELDOUT_PAIRS = (("red", "triangle"), ("orange", "circle"), ("yellow", "star"),
                  ("purple", "circle"), ("white", "triangle"))
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 28
+# %% notebooks/00_setup_and_data.ipynb cell 31
 def _rng(rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
@@ -123,7 +123,7 @@ def grid_position(x: float, y: float) -> str:
     return POSITIONS[3 * row + col]
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 30
+# %% notebooks/00_setup_and_data.ipynb cell 33
 def _sample_defect(rng: np.random.Generator, objects: list[dict], image_size: int) -> dict:
     large = [i for i, o in enumerate(objects) if o["size"] == "large"]
     i = _pick(rng, large or range(len(objects)))
@@ -212,7 +212,7 @@ def sample_scene(rng=None, n_objects: int | None = None, image_size: int = 64,
             "seed": int(rng.integers(2**31)), "objects": objects, "defects": defects}
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 34
+# %% notebooks/00_setup_and_data.ipynb cell 37
 def _background(scene: dict, size: int) -> Image.Image:
     if scene.get("background", "plain") != "texture":
         return Image.new("RGB", (size, size), BACKGROUND_RGB)
@@ -278,7 +278,7 @@ def render_scene(scene: dict, image_size: int | None = None) -> Image.Image:
     return image
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 41
+# %% notebooks/00_setup_and_data.ipynb cell 44
 CAPTION_STYLES = ("list", "positions", "count", "relation", "shows", "sentences")
 
 
@@ -351,7 +351,7 @@ def make_caption(scene: dict, rng=None, style: str | None = None) -> str:
     return text + _defect_sentence(scene)
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 44
+# %% notebooks/00_setup_and_data.ipynb cell 47
 def _matches(obj: dict, attrs: dict) -> bool:
     return all(obj[k] == v for k, v in attrs.items())
 
@@ -407,11 +407,10 @@ def _question(qtype: str, scene: dict, rng: np.random.Generator, focus: int | No
         if kind == "all":
             noun, attrs = "objects", {}
         else:  # half the time an attribute of the focus object, else any value (the count may be 0)
-            key = {"shape": "shape", "color": "color", "size": "size"}[kind]
-            value = obj[key] if rng.random() < 0.5 else _pick(rng, {"shape": SHAPES, "color": COLORS,
-                                                                      "size": SIZES}[key])
-            attrs = {key: value}
-            noun = PLURALS[value] if key == "shape" else f"{value} objects"
+            value = obj[kind] if rng.random() < 0.5 else _pick(rng, {"shape": SHAPES, "color": COLORS,
+                                                                       "size": SIZES}[kind])
+            attrs = {kind: value}
+            noun = PLURALS[value] if kind == "shape" else f"{value} objects"
         n = sum(_matches(o, attrs) for o in objs)
         return {"question": _pick(rng, TEMPLATES["count"]).format(noun=noun), "answer": str(n)}
     if qtype == "relation":
@@ -477,7 +476,7 @@ def make_questions(scene: dict, rng=None, qtypes=None, focus: int | None = None)
     return out
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 48
+# %% notebooks/00_setup_and_data.ipynb cell 51
 DESCRIBE_REQUESTS = ("describe the image.", "what do you see?", "what is in the picture?",
                      "give a short caption.", "describe the scene.")
 
@@ -498,7 +497,7 @@ def make_conversation(scene: dict, rng=None, qtypes=None, max_questions: int = 3
     return messages
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 51
+# %% notebooks/00_setup_and_data.ipynb cell 54
 def text_corpus(n_scenes: int = 5000, seed: int = 0, questions_per_scene: int = 2,
                 defect_prob: float = 0.2, exclude_pairs=HELDOUT_PAIRS) -> list[str]:
     """One text per scene: a caption, then `questions_per_scene` 'question answer.' pairs."""
@@ -518,7 +517,7 @@ def text_corpus(n_scenes: int = 5000, seed: int = 0, questions_per_scene: int = 
     return texts
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 56
+# %% notebooks/00_setup_and_data.ipynb cell 59
 SPLITS = ("train", "validation", "test", "test_compositional")
 
 
@@ -619,7 +618,7 @@ def load_dataset(cache_dir: str | Path | None = None, **params):
     return load_from_disk(str(path))
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 70
+# %% notebooks/00_setup_and_data.ipynb cell 73
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 PHOTOS = {"astronaut": "a photo of an astronaut", "coffee": "a cup of coffee",
           "chelsea": "a photo of a cat", "rocket": "a rocket on a launch pad",

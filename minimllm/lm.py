@@ -5,31 +5,33 @@ position embeddings, SwiGLU, causal self-attention with optional grouped-query a
 cache for generation, and conversion to and from transformers' `LlamaForCausalLM`."""
 
 __all__ = ["LMConfig", "RMSNorm", "rope_tables", "rotate_half", "apply_rope", "SwiGLU", "KVCache",
-    "Attention", "DecoderBlock", "LMOutput", "LanguageModel", "llama_config", "to_transformers",
-    "from_transformers", "tokenize_corpus", "random_windows", "lm_loss", "evaluate_lm",
-    "top_k_filter", "top_p_filter", "sample_next_token", "generate", "CONFIG_FILE", "WEIGHTS_FILE",
-    "save_pretrained", "load_pretrained", "reference_path", "load_reference", "train_reference"]
+    "CausalSelfAttention", "DecoderBlock", "LMOutput", "LanguageModel", "next_token_loss",
+    "llama_config", "to_transformers", "from_transformers", "tokenize_corpus", "random_windows",
+    "lm_loss", "evaluate_lm", "top_k_filter", "top_p_filter", "sample_next_token", "generate",
+    "load_reference", "train_reference"]
 
 
 # %% notebooks/01_language_model.ipynb cell 22
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from minimllm.pretrained import Config, Pretrained, find_pretrained, load_tokenizer
+from minimllm.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from minimllm.train import TrainConfig, train
-from minimllm.utils import artifacts_dir, checkpoints_dir, get_device
+from minimllm.utils import checkpoints_dir, init_weights
 
 
 @dataclass
-class LMConfig:
+class LMConfig(Config):
     """The course's small language model. `n_kv_heads < n_heads` gives grouped-query attention
-    (Ainslie et al., "GQA", 2023); `max_seq_len` is the context length."""
+    (Ainslie et al., "GQA", 2023); `max_seq_len` is the context length. The names are those of the
+    Llama paper's code (`dim`, `n_layers`, ...); transformers' `LlamaConfig` calls them
+    `hidden_size`, `num_hidden_layers`, ... (`llama_config` maps one onto the other)."""
 
     vocab_size: int = 1024
     dim: int = 128
@@ -56,17 +58,6 @@ class LMConfig:
     @property
     def head_dim(self) -> int:
         return self.dim // self.n_heads
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LMConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown LMConfig fields {sorted(unknown)}: is this an LM config.json?")
-        return cls(**d)
 
 
 class RMSNorm(nn.Module):
@@ -143,8 +134,9 @@ class KVCache:
         return self.k[layer_idx, :, :, :end], self.v[layer_idx, :, :, :end]
 
 
-class Attention(nn.Module):
-    """Multi-head causal self-attention with rotary embeddings and grouped-query attention."""
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention (Vaswani et al. 2017) with rotary embeddings and
+    grouped-query attention: position t attends to positions <= t only."""
 
     def __init__(self, config: LMConfig, layer_idx: int = 0):
         super().__init__()
@@ -181,7 +173,7 @@ class DecoderBlock(nn.Module):
     def __init__(self, config: LMConfig, layer_idx: int = 0):
         super().__init__()
         self.input_layernorm = RMSNorm(config.dim, config.norm_eps)
-        self.self_attn = Attention(config, layer_idx)
+        self.self_attn = CausalSelfAttention(config, layer_idx)
         self.post_attention_layernorm = RMSNorm(config.dim, config.norm_eps)
         self.mlp = SwiGLU(config.dim, config.ffn_dim)
 
@@ -202,7 +194,7 @@ class LMOutput:
     hidden_states: torch.Tensor | None = None
 
 
-class LanguageModel(nn.Module):
+class LanguageModel(nn.Module, Pretrained):
     """A Llama-architecture decoder. Its parameter names are those of transformers'
     `LlamaModel` (`embed_tokens`, `layers.i.self_attn.q_proj`, ..., `norm`) plus `lm_head`.
 
@@ -210,7 +202,10 @@ class LanguageModel(nn.Module):
     `layer(x, cos, sin, mask=mask, cache=cache, context=context)` and uses its output as the next
     hidden state (B, T, D). A later chapter may replace `layers[i]` by a module that runs extra
     layers (e.g. gated cross-attention on `context`) around the original block.
+    Saved and loaded with `save_pretrained` / `LanguageModel.from_pretrained`.
     """
+
+    config_class = LMConfig
 
     def __init__(self, config: LMConfig):
         super().__init__()
@@ -224,12 +219,7 @@ class LanguageModel(nn.Module):
         cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)  # Llama's initializer_range
+        self.apply(init_weights)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
@@ -247,47 +237,61 @@ class LanguageModel(nn.Module):
         (positions with -100 are ignored), as in transformers. attention_mask (B, S), S = past + T:
         1 for tokens to attend to, 0 for padding. cache: a KVCache, filled and advanced by T.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids (B, T) or inputs_embeds (B, T, D)")
-        if inputs_embeds is None:
-            if input_ids.ndim != 2:
-                raise ValueError(f"input_ids must be (batch, time), got shape {tuple(input_ids.shape)}")
-            lo, hi = input_ids.aminmax() if input_ids.numel() else (0, 0)
-            if lo < 0 or hi >= self.config.vocab_size:
-                raise ValueError(f"token ids must be in [0, {self.config.vocab_size}); got [{int(lo)}, {int(hi)}]")
-            x = self.embed_tokens(input_ids)  # (B, T, D)
-        else:
-            if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.config.dim:
-                raise ValueError(f"inputs_embeds must be (batch, time, {self.config.dim}), "
-                                 f"got shape {tuple(inputs_embeds.shape)}")
-            x = inputs_embeds
-        B, T, _ = x.shape
+        x = self.embed(input_ids, inputs_embeds)                          # (B, T, D)
         start = cache.pos if cache is not None else 0
-        if start + T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {start + T} tokens ({start} cached + {T} new) is longer than "
-                             f"the context length max_seq_len={self.config.max_seq_len}: truncate it")
+        T = x.shape[1]
         cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]  # (T, hd)
-        mask = None
-        if attention_mask is not None or (start > 0 and T > 1):
-            S = start + T
-            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, S)
-            if attention_mask is not None:
-                if attention_mask.shape != (B, S):
-                    raise ValueError(f"attention_mask must be (batch, past + new) = {(B, S)}, "
-                                     f"got {tuple(attention_mask.shape)}")
-                mask = mask & attention_mask.bool()[:, None, None, :]  # (B, 1, T, S)
-                mask = mask | ~mask.any(-1, keepdim=True)  # fully padded rows: avoid NaN, ignored
+        mask = self.attention_mask(attention_mask, x.shape[0], start, T, x.device)
         for layer in self.layers:  # the hook point (see the class docstring)
             x = layer(x, cos, sin, mask=mask, cache=cache, context=context)
         if cache is not None:
             cache.pos += T
         h = self.norm(x)
-        logits = self.lm_head(h)  # (B, T, V)
-        loss = None
-        if labels is not None:  # position t predicts labels[t + 1]; the last position has no target
-            targets = F.pad(labels, (0, 1), value=-100)[:, 1:]  # (B, T), cheaper than slicing logits
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        logits = self.lm_head(h)                                          # (B, T, V)
+        loss = None if labels is None else next_token_loss(logits, labels)
         return LMOutput(logits=logits, loss=loss, cache=cache, hidden_states=h)
+
+    def embed(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> torch.Tensor:
+        """The input as embeddings (B, T, D), after checking its shape and token ids."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids (B, T) or inputs_embeds (B, T, D)")
+        if inputs_embeds is not None:
+            if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.config.dim:
+                raise ValueError(f"inputs_embeds must be (batch, time, {self.config.dim}), "
+                                 f"got shape {tuple(inputs_embeds.shape)}")
+            return inputs_embeds
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must be (batch, time), got shape {tuple(input_ids.shape)}")
+        lo, hi = input_ids.aminmax() if input_ids.numel() else (0, 0)
+        if lo < 0 or hi >= self.config.vocab_size:
+            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}); got [{int(lo)}, {int(hi)}]")
+        return self.embed_tokens(input_ids)
+
+    def attention_mask(self, attention_mask: torch.Tensor | None, B: int, start: int, T: int,
+                       device) -> torch.Tensor | None:
+        """The boolean mask (T, S) or (B, 1, T, S), S = start + T, True where a query may attend;
+        None for plain causal attention (SDPA's `is_causal`) or one new token over a cache."""
+        S = start + T
+        if S > self.config.max_seq_len:
+            raise ValueError(f"sequence of {S} tokens ({start} cached + {T} new) is longer than the "
+                             f"context length max_seq_len={self.config.max_seq_len}: truncate it")
+        if attention_mask is None and not (start > 0 and T > 1):
+            return None
+        mask = torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=start)  # (T, S)
+        if attention_mask is not None:
+            if attention_mask.shape != (B, S):
+                raise ValueError(f"attention_mask must be (batch, past + new) = {(B, S)}, "
+                                 f"got {tuple(attention_mask.shape)}")
+            mask = mask & attention_mask.bool()[:, None, None, :]  # (B, 1, T, S)
+            mask = mask | ~mask.any(-1, keepdim=True)  # fully padded rows: avoid NaN, ignored
+        return mask
+
+
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits[:, t] (B, T, V) against labels[:, t + 1] (B, T); -100 is ignored
+    and the last position has no target."""
+    targets = F.pad(labels, (0, 1), value=-100)[:, 1:]  # (B, T), cheaper than slicing logits
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
 
 # %% notebooks/01_language_model.ipynb cell 33
@@ -300,7 +304,7 @@ def llama_config(config: LMConfig) -> LlamaConfig:
         max_position_embeddings=config.max_seq_len, rms_norm_eps=config.norm_eps,
         rope_theta=config.rope_theta, tie_word_embeddings=config.tie_embeddings,
         hidden_act="silu", attention_bias=False, mlp_bias=False,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID,
     )
 
 
@@ -341,7 +345,7 @@ def from_transformers(hf_model: LlamaForCausalLM) -> "LanguageModel":
     return model.to(hf_model.device)
 
 
-# %% notebooks/01_language_model.ipynb cell 49
+# %% notebooks/01_language_model.ipynb cell 52
 def tokenize_corpus(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
     """One long 1-d LongTensor: `<s> text </s>` for every text, concatenated."""
     if not texts:
@@ -395,7 +399,7 @@ def evaluate_lm(model: "LanguageModel", tokens: torch.Tensor, seq_len: int = 128
     return {"val_loss": loss, "val_ppl": float(torch.tensor(loss).exp())}
 
 
-# %% notebooks/01_language_model.ipynb cell 58
+# %% notebooks/01_language_model.ipynb cell 61
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Set every logit below the k-th largest (per row) to -inf. logits: (..., V)."""
     if k is None or k <= 0 or k >= logits.shape[-1]:
@@ -429,7 +433,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
 
-# %% notebooks/01_language_model.ipynb cell 61
+# %% notebooks/01_language_model.ipynb cell 64
 @torch.no_grad()
 def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None, max_new_tokens: int = 32,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
@@ -471,72 +475,11 @@ def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None, max_
     return new if input_ids is None else torch.cat([input_ids, new], dim=1)
 
 
-# %% notebooks/01_language_model.ipynb cell 71
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
-
-
-def save_pretrained(model: "LanguageModel", tokenizer: PreTrainedTokenizerFast, path: str | Path,
-                    metrics: dict | None = None) -> Path:
-    """Write tokenizer files, config.json and model.safetensors (and training.json with `metrics`)."""
-    if len(tokenizer) != model.config.vocab_size:
-        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-                         f"{model.config.vocab_size}: they do not belong together")
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(path)
-    (path / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if model.config.tie_embeddings:
-        state.pop("lm_head.weight")
-    save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt", "model": "minimllm.lm.LanguageModel"})
-    if metrics is not None:
-        (path / "training.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return path
-
-
-def load_pretrained(path: str | Path, device: str | torch.device | None = None):
-    """(model, tokenizer) from a folder written by `save_pretrained`; clear errors when the folder
-    is incomplete, corrupt, or its parts do not match."""
-    path = Path(path)
-    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE, "tokenizer.json") if not (path / f).exists()]
-    if missing:
-        raise FileNotFoundError(f"{path} is not a language-model checkpoint (missing {missing}): train "
-                                "one in chapter 01 or run `make checkpoints`")
-    try:
-        config = LMConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as error:
-        raise ValueError(f"{path / CONFIG_FILE} is not a valid LMConfig: {error}") from error
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
-    if len(tokenizer) != config.vocab_size:
-        raise ValueError(f"checkpoint {path} is mismatched: tokenizer has {len(tokenizer)} tokens, "
-                         f"config.json says vocab_size={config.vocab_size}")
-    try:
-        state = load_file(str(path / WEIGHTS_FILE))
-    except Exception as error:
-        raise RuntimeError(f"{path / WEIGHTS_FILE} is corrupt ({type(error).__name__}: {error}); "
-                           "re-create it (chapter 01 or `make checkpoints`)") from error
-    model = LanguageModel(config)
-    own = model.state_dict()
-    if config.tie_embeddings:
-        own.pop("lm_head.weight")
-    wrong = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
-    extra = sorted(set(state) - set(own))
-    if wrong or extra:
-        raise ValueError(f"{path / WEIGHTS_FILE} does not match config.json: missing or wrong shape "
-                         f"{wrong[:5]}, unexpected {extra[:5]}")
-    model.load_state_dict(state, strict=not config.tie_embeddings)
-    return model.to(device or get_device()).eval(), tokenizer
-
-
-def reference_path() -> Path:
-    """The reader's own model (data/artifacts/lm) if there is one, else the shipped reference."""
-    own = artifacts_dir() / "lm"
-    return own if (own / CONFIG_FILE).exists() else checkpoints_dir() / "lm"
-
-
+# %% notebooks/01_language_model.ipynb cell 74
 def load_reference(device: str | torch.device | None = None):
     """(model, tokenizer): yours from data/artifacts/lm if present, else data/checkpoints/lm."""
-    return load_pretrained(reference_path(), device)
+    path = find_pretrained("lm")
+    return LanguageModel.from_pretrained(path, device), load_tokenizer(path)
 
 
 def train_reference(out_dir: str | Path | None = None, quick: bool = False,
@@ -561,4 +504,4 @@ def train_reference(out_dir: str | Path | None = None, quick: bool = False,
     metrics = {"steps": steps, "seconds": round(history.seconds, 1),
                "final_train_loss": round(sum(history.losses[-20:]) / len(history.losses[-20:]), 4),
                **{k: round(v, 4) for k, v in val.items()}}
-    return save_pretrained(model.cpu(), tokenizer, out_dir, metrics=metrics)
+    return model.cpu().save_pretrained(out_dir, tokenizer, metrics=metrics)

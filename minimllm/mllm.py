@@ -3,42 +3,35 @@
 """Method A of multimodal LLMs, the unified-embedding decoder (LLaVA: Liu et al. 2023, "Visual
 Instruction Tuning"; LLaVA-1.5: Liu et al. 2024, "Improved Baselines with Visual Instruction
 Tuning"): a vision encoder, a projector to the LM's width, and image tokens placed in the LM's
-input sequence in place of `<image>` placeholders. Stage-1 alignment on captions, caption scoring,
-conversion to transformers' `LlavaForConditionalGeneration`, and the course's main job."""
+input sequence in place of `<image>` placeholders; which parts train in each stage, and conversion
+to transformers' `LlavaForConditionalGeneration`. (Captioning data, scores and the main job:
+`minimllm.captioning`.)"""
 
-__all__ = ["IMAGE_TOKEN_ID", "load_towers", "MLLMProcessor", "merge_image_features", "MLLMConfig",
-    "blocks_read", "vision_hidden_state", "MLLM", "set_trainable", "freeze", "unfreeze",
-    "unfreeze_vision", "STAGES", "configure_stage", "trainable_report", "generate_captions",
-    "to_transformers", "CAPTION_STYLE", "caption_examples", "CaptionBatches", "caption_loss",
-    "encode_images", "parse_caption", "caption_accuracy", "evaluate_captions", "show_captions",
-    "save_pretrained", "load_pretrained", "MAIN_JOB", "MAIN_JOB_QUICK", "main_job"]
+__all__ = ["load_towers", "MLLMProcessor", "merge_image_features", "MLLMConfig", "MLLM",
+    "unfreeze_vision", "STAGES", "configure_stage", "to_transformers"]
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 6
 import json
-import re
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from minimllm.data import COLORS, POSITIONS, SHAPES, SIZES
 from minimllm.lm import KVCache, LanguageModel, LMConfig, LMOutput
 from minimllm.lm import generate as lm_generate
+from minimllm.pretrained import CONFIG_FILE, Config, Pretrained, load_tokenizer
 from minimllm.projectors import build_projector
-from minimllm.tokenizer import IMAGE_TOKEN, SPECIAL_TOKENS
+from minimllm.tokenizer import EOS_ID, IMAGE_TOKEN, IMAGE_TOKEN_ID, pad_sequences
+from minimllm.train import set_trainable, unfreeze
 from minimllm.vision import VisionTransformer, ViTConfig, to_pixel_values
-
-IMAGE_TOKEN_ID = list(SPECIAL_TOKENS).index("image")  # the tokenizer reserves id 3 for `<image>`
 
 
 def load_towers(allow_random: bool = False, device=None):
     """(vision encoder, language model, tokenizer): the reader's own artifacts when present, else
-    the reference checkpoints. With `allow_random=True` a missing checkpoint is replaced by an
-    untrained tower (and a tokenizer trained on the fly), with a printed warning."""
+    the reference checkpoints (`find_pretrained`). With `allow_random=True` a missing checkpoint
+    is replaced by an untrained tower (and a tokenizer trained on the fly), with a printed warning."""
     from minimllm.contrastive import load_vision_encoder
     from minimllm.lm import load_reference
     from minimllm.utils import get_device
@@ -56,7 +49,7 @@ def load_towers(allow_random: bool = False, device=None):
         tokenizer = train_tokenizer(text_corpus(n_scenes=2000, seed=0), vocab_size=1024)
         lm = LanguageModel(LMConfig(vocab_size=len(tokenizer))).to(device)
     try:
-        vision = load_vision_encoder()
+        vision = load_vision_encoder(device=device)
     except FileNotFoundError as error:
         if not allow_random:
             raise
@@ -85,7 +78,13 @@ class MLLMProcessor:
             raise ValueError(f"this tokenizer has no {IMAGE_TOKEN} token with id {IMAGE_TOKEN_ID}: "
                              "use a tokenizer made by minimllm.tokenizer.train_tokenizer")
         self.tokenizer, self.num_image_tokens, self.image_size = tokenizer, num_image_tokens, image_size
-        self.max_length = max_length
+        self.max_length = max_length or getattr(tokenizer, "model_max_length", None) or 10**9
+
+    @classmethod
+    def from_pretrained(cls, path) -> "MLLMProcessor":
+        """The processor of an MLLM saved with `save_pretrained` (its tokenizer and config)."""
+        config = MLLMConfig.from_dict(json.loads((Path(path) / CONFIG_FILE).read_text()))
+        return cls(load_tokenizer(path), config.num_image_tokens_out(), config.vision.image_size)
 
     def expand(self, prompt: str) -> str:
         """'<image> describe' -> '<image><image>...<image> describe' (M copies per placeholder)."""
@@ -94,45 +93,55 @@ class MLLMProcessor:
     def __call__(self, prompts, images=None, targets=None) -> dict:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         targets = [targets] if isinstance(targets, str) else targets
-        if targets is not None and len(targets) != len(prompts):
-            raise ValueError(f"{len(targets)} targets for {len(prompts)} prompts: give one target per prompt")
-        n_placeholders = [p.count(IMAGE_TOKEN) for p in prompts]
-        n_images = 0 if images is None else (len(images) if isinstance(images, (list, tuple)) else
-                                             (images.shape[0] if isinstance(images, torch.Tensor) and images.ndim == 4
-                                              else 1))
-        if sum(n_placeholders) != n_images:
-            raise ValueError(f"the prompts hold {sum(n_placeholders)} {IMAGE_TOKEN} placeholders "
-                             f"(per prompt: {n_placeholders}) but {n_images} images were given: "
-                             f"put one {IMAGE_TOKEN} in the prompt for every image")
-        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        self.check_images(prompts, images)
+        self.check_targets(prompts, targets)
         rows, label_rows = [], []
         for i, prompt in enumerate(prompts):
             ids = self.tokenizer(self.expand(prompt)).input_ids  # <s> + prompt (with M placeholders per image)
             labels = [-100] * len(ids)                            # no loss on the prompt or the image
             if targets is not None:
-                answer = self.tokenizer(targets[i], add_special_tokens=False).input_ids + [eos]
+                answer = self.tokenizer(targets[i], add_special_tokens=False).input_ids + [self.tokenizer.eos_token_id]
                 ids, labels = ids + answer, labels + answer       # loss on the answer and </s>
             rows.append(ids)
             label_rows.append(labels)
-        limit = self.max_length or getattr(self.tokenizer, "model_max_length", None) or 10**9
-        longest = max(len(r) for r in rows)
-        if longest > limit:
-            raise ValueError(f"a sequence has {longest} tokens, more than max_length={limit} (image tokens "
-                             "included): shorten the text or use a projector with fewer image tokens")
-        T = longest
-        out = {"input_ids": torch.full((len(rows), T), pad, dtype=torch.long),
-               "attention_mask": torch.zeros(len(rows), T, dtype=torch.long)}
+        self.check_length(rows)
+        input_ids, attention_mask = pad_sequences(rows, self.tokenizer.pad_token_id)  # right padding
+        out = {"input_ids": input_ids, "attention_mask": attention_mask}
         if targets is not None:
-            out["labels"] = torch.full((len(rows), T), -100, dtype=torch.long)
-        for i, (ids, labels) in enumerate(zip(rows, label_rows)):  # right padding
-            out["input_ids"][i, :len(ids)] = torch.tensor(ids)
-            out["attention_mask"][i, :len(ids)] = 1
-            if targets is not None:
-                out["labels"][i, :len(ids)] = torch.tensor(labels)
-        if n_images:
+            out["labels"] = pad_sequences(label_rows, -100)[0]
+        if images is not None:
             out["pixel_values"] = (images.float() if isinstance(images, torch.Tensor) and images.ndim == 4
                                    else to_pixel_values(images, image_size=self.image_size))
         return out
+
+    @staticmethod
+    def count_images(images) -> int:
+        """How many images `images` holds: a list, a (n, 3, S, S) tensor, or one image."""
+        if images is None:
+            return 0
+        if isinstance(images, (list, tuple)):
+            return len(images)
+        return images.shape[0] if isinstance(images, torch.Tensor) and images.ndim == 4 else 1
+
+    def check_images(self, prompts: list[str], images) -> None:
+        n_placeholders = [p.count(IMAGE_TOKEN) for p in prompts]
+        n_images = self.count_images(images)
+        if sum(n_placeholders) != n_images:
+            raise ValueError(f"the prompts hold {sum(n_placeholders)} {IMAGE_TOKEN} placeholders "
+                             f"(per prompt: {n_placeholders}) but {n_images} images were given: "
+                             f"put one {IMAGE_TOKEN} in the prompt for every image")
+
+    @staticmethod
+    def check_targets(prompts: list[str], targets) -> None:
+        if targets is not None and len(targets) != len(prompts):
+            raise ValueError(f"{len(targets)} targets for {len(prompts)} prompts: give one target per prompt")
+
+    def check_length(self, rows: list[list[int]]) -> None:
+        longest = max(len(r) for r in rows)
+        if longest > self.max_length:
+            raise ValueError(f"a sequence has {longest} tokens, more than max_length={self.max_length} "
+                             "(image tokens included): shorten the text or use a projector with fewer "
+                             "image tokens")
 
     def decode(self, token_ids) -> list[str]:
         """Generated ids (B, T) -> texts, cut at the end token, special tokens removed."""
@@ -169,10 +178,11 @@ def merge_image_features(inputs_embeds: torch.Tensor, input_ids: torch.Tensor, i
 
 # %% notebooks/05_unified_mllm.ipynb cell 17
 @dataclass
-class MLLMConfig:
+class MLLMConfig(Config):
     """The course's small MLLM: vision encoder, projector by name (`build_projector`), LM.
     `num_image_tokens` is M for the projectors that choose it (None: the projector's default; the
-    linear and MLP projectors always make M = N)."""
+    linear and MLP projectors always make M = N). The names follow transformers' `LlavaConfig`
+    (`image_token_id`, `vision_feature_layer`)."""
 
     vision: ViTConfig = field(default_factory=ViTConfig)
     lm: LMConfig = field(default_factory=LMConfig)
@@ -180,72 +190,57 @@ class MLLMConfig:
     num_image_tokens: int | None = None
     projector_options: dict = field(default_factory=dict)
     image_token_id: int = IMAGE_TOKEN_ID
-    vision_feature_layer: int = -1  # -1: the encoder's output (after its final LayerNorm); -2: one block earlier, ...
+    vision_feature_layer: int = -1  # -1: the encoder's output (after its final LayerNorm); -2: one block
+    #                                 earlier, ... (`VisionTransformer.forward`'s `feature_layer`)
 
     def __post_init__(self):
         if isinstance(self.vision, dict):
-            self.vision = ViTConfig(**self.vision)
+            self.vision = ViTConfig.from_dict(self.vision)
         if isinstance(self.lm, dict):
             self.lm = LMConfig.from_dict(self.lm)
         if not -(self.vision.num_layers + 1) <= self.vision_feature_layer <= -1:
-            raise ValueError(f"vision_feature_layer={self.vision_feature_layer}: use -1 (the last layer) down to "
-                             f"-{self.vision.num_layers + 1} (the patch embeddings)")
+            raise ValueError(f"vision_feature_layer={self.vision_feature_layer}: use -1 (the last layer) "
+                             f"down to -{self.vision.num_layers + 1} (the patch embeddings)")
         if not 0 <= self.image_token_id < self.lm.vocab_size:
             raise ValueError(f"image_token_id={self.image_token_id} is outside the LM's vocabulary "
                              f"(vocab_size={self.lm.vocab_size})")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def build_projector(self) -> nn.Module:
+        return build_projector(self.projector, self.vision.hidden_size, self.lm.dim,
+                               num_tokens=self.num_image_tokens, n_patches=self.vision.num_patches,
+                               **self.projector_options)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "MLLMConfig":
-        return cls(**d)
-
-
-def blocks_read(vision: VisionTransformer, layer: int) -> int:
-    """How many encoder blocks run to produce `vision_feature_layer` `layer` (layer -2 -> L - 1)."""
-    n_blocks = len(vision.layers) + 1 + layer if layer != -1 else len(vision.layers)
-    if n_blocks < 0:
-        raise ValueError(f"vision_feature_layer={layer}: the encoder has only {len(vision.layers)} layers")
-    return n_blocks
+    def num_image_tokens_out(self) -> int:
+        """M, the image tokens per image that the projector makes (N for linear and MLP)."""
+        return self.build_projector().num_tokens(self.vision.num_patches)
 
 
-def vision_hidden_state(vision: VisionTransformer, pixel_values: torch.Tensor, layer: int = -1) -> torch.Tensor:
-    """Patch features (n, N, D) of one layer of the encoder, numbered as transformers' LLaVA does
-    (`vision_feature_layer`): -1 the output after the final LayerNorm, -2 the block before, ...,
-    -(L + 1) the patch embeddings with their positions. LLaVA-1.5 reads -2."""
-    if layer == -1:
-        return vision(pixel_values).last_hidden_state
-    x = vision.patch_embed(pixel_values) + vision.position_embedding  # (n, N, D)
-    for block in vision.layers[:blocks_read(vision, layer)]:
-        x, _ = block(x)
-    return x
-
-
-class MLLM(nn.Module):
+class MLLM(nn.Module, Pretrained):
     """Method A, LLaVA-style (Liu et al. 2023): image -> vision encoder -> projector -> M image
     tokens that replace the `<image>` placeholders in the LM's input embeddings.
 
     `model(input_ids, pixel_values=..., labels=...)` returns the LM's `LMOutput` (`.logits`
     (B, T, V), `.loss` when labels are given). Pretrained towers are passed as `vision` / `lm`
-    (their configs then replace those of `config`)."""
+    (the model's config then takes theirs; the caller's config is left as it was). Saved and
+    loaded with `save_pretrained` / `MLLM.from_pretrained`, the processor with
+    `MLLMProcessor.from_pretrained`."""
+
+    config_class = MLLMConfig
 
     def __init__(self, config: MLLMConfig | None = None, vision: VisionTransformer | None = None,
                  lm: LanguageModel | None = None):
         super().__init__()
         config = config or MLLMConfig()
-        if vision is not None:
-            config.vision = vision.config
-        if lm is not None:
-            config.lm = lm.config
+        config = replace(config, vision=vision.config if vision is not None else config.vision,
+                         lm=lm.config if lm is not None else config.lm)
         self.config = config
         self.vision = vision if vision is not None else VisionTransformer(config.vision)
         self.lm = lm if lm is not None else LanguageModel(config.lm)
-        n_patches = config.vision.num_patches
-        self.projector = build_projector(config.projector, config.vision.hidden_size, config.lm.dim,
-                                         num_tokens=config.num_image_tokens, n_patches=n_patches,
-                                         **config.projector_options)
-        self.num_image_tokens = self.projector.num_tokens(n_patches)  # M
+        self.projector = config.build_projector()
+        self.num_image_tokens = self.projector.num_tokens(config.vision.num_patches)  # M
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.lm.embed_tokens
 
     @property
     def device(self) -> torch.device:
@@ -256,7 +251,8 @@ class MLLM(nn.Module):
         """(n_images, 3, S, S) -> image tokens (n_images, M, D_lm). `vision_features`
         (n_images, N, D_vision), the encoder's output computed beforehand, skips the encoder."""
         if vision_features is None:
-            vision_features = vision_hidden_state(self.vision, pixel_values, self.config.vision_feature_layer)
+            layer = self.config.vision_feature_layer
+            vision_features = self.vision(pixel_values, feature_layer=layer).last_hidden_state  # (n, N, D_v)
         return self.projector(vision_features)  # (n_images, N, D_vision) -> (n_images, M, D_lm)
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
@@ -286,7 +282,7 @@ class MLLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
-                 max_new_tokens: int = 48, eos_token_id: int | None = 2, temperature: float = 0.0,
+                 max_new_tokens: int = 48, eos_token_id: int | None = EOS_ID, temperature: float = 0.0,
                  use_cache: bool = True) -> torch.Tensor:
         """New tokens (B, new) after prompts of equal length (B, T): the prompt, image tokens merged
         in, goes through the LM once, filling its KV cache; then one token per step (greedy when
@@ -297,30 +293,13 @@ class MLLM(nn.Module):
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 20
-def set_trainable(module: nn.Module, trainable: bool) -> nn.Module:
-    """requires_grad = `trainable` for every parameter of `module`; returns it."""
-    for p in module.parameters():
-        p.requires_grad_(trainable)
-    return module
-
-
-def freeze(module: nn.Module) -> nn.Module:
-    """No parameter of `module` is trained any more."""
-    return set_trainable(module, False)
-
-
-def unfreeze(module: nn.Module) -> nn.Module:
-    """Every parameter of `module` is trained again."""
-    return set_trainable(module, True)
-
-
 def unfreeze_vision(model: "MLLM") -> "MLLM":
     """Train the vision encoder as far as the MLLM reads it: patch and position embeddings and the
     blocks up to `vision_feature_layer`. Later blocks (and the final LayerNorm, unless the layer is
     -1) never get a gradient, so they stay frozen and out of the trainable count."""
     vision, layer = model.vision, model.config.vision_feature_layer
     unfreeze(vision)
-    set_trainable(vision.layers[blocks_read(vision, layer):], False)
+    set_trainable(vision.layers[vision.blocks_up_to(layer):], False)
     if layer != -1:
         set_trainable(vision.post_layernorm, False)
     return model
@@ -338,42 +317,6 @@ def configure_stage(model: MLLM, stage: int) -> MLLM:
     for name in ("vision", "projector", "lm"):
         set_trainable(getattr(model, name), name in STAGES[stage])
     return model
-
-
-def trainable_report(model: MLLM, show: bool = True) -> dict[str, tuple[int, int]]:
-    """{part: (trainable parameters, all parameters)} for vision, projector, lm and the total;
-    printed as a table when `show`."""
-    parts = {name: getattr(model, name) for name in ("vision", "projector", "lm")}
-    report = {name: (sum(p.numel() for p in m.parameters() if p.requires_grad), sum(p.numel() for p in m.parameters()))
-              for name, m in parts.items()}
-    report["total"] = tuple(sum(v[i] for v in report.values()) for i in (0, 1))
-    if show:
-        print(f"{'part':<10}{'trainable':>12}{'total':>12}{'share':>9}")
-        for name, (t, n) in report.items():
-            print(f"{name:<10}{t:>12,}{n:>12,}{t / max(n, 1):>9.1%}")
-    return report
-
-
-# %% notebooks/05_unified_mllm.ipynb cell 23
-@torch.no_grad()
-def generate_captions(model: MLLM, processor: MLLMProcessor, images, prompt: str = IMAGE_TOKEN,
-                      max_new_tokens: int = 48, batch_size: int = 64) -> list[str]:
-    """Greedy captions (strings) for a list of images (PIL, arrays, or a (n, 3, S, S) tensor of
-    pixel values in [-1, 1]), `prompt` (one `<image>`) in front of each."""
-    if prompt.count(IMAGE_TOKEN) != 1:
-        raise ValueError(f"the prompt must hold exactly one {IMAGE_TOKEN}, got {prompt!r}")
-    was_training = model.training
-    model.eval()
-    captions = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size]
-        n = chunk.shape[0] if isinstance(chunk, torch.Tensor) else len(chunk)
-        inputs = processor([prompt] * n, chunk)
-        new = model.generate(inputs["input_ids"], inputs["pixel_values"], max_new_tokens=max_new_tokens,
-                             eos_token_id=processor.tokenizer.eos_token_id)
-        captions += processor.decode(new)
-    model.train(was_training)
-    return captions
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 26
@@ -416,280 +359,3 @@ def to_transformers(model: MLLM):
     if missing or unexpected:
         raise RuntimeError(f"weights do not map onto LLaVA: missing {missing}, unexpected {unexpected}")
     return hf.to(model.device).eval()
-
-
-# %% notebooks/05_unified_mllm.ipynb cell 30
-CAPTION_STYLE = "positions"  # "a large red circle in the top left and a small blue square in the center."
-
-
-def caption_examples(split, style: str = CAPTION_STYLE, limit: int | None = None) -> dict:
-    """Rows of a Shapes World split -> {"pixel_values" (n, 3, S, S) in [-1, 1], "images" (PIL),
-    "captions" (in `style`), "scenes" (object lists for scoring)}."""
-    from minimllm.data import make_caption
-
-    rows = split.select(range(min(limit, len(split)))) if limit is not None else split
-    scenes = [{"objects": r["objects"], "defects": r["defects"]} for r in rows]
-    images = [r["image"].convert("RGB") for r in rows]
-    return {"pixel_values": to_pixel_values(images), "images": images, "scenes": scenes,
-            "captions": [make_caption(s, style=style) for s in scenes]}
-
-
-class CaptionBatches:
-    """A function step -> training batch of `batch_size` random (image, caption) pairs,
-    deterministic in (seed, step): input_ids, labels (B, T) and pixel_values (B, 3, S, S)."""
-
-    def __init__(self, processor: MLLMProcessor, data: dict, batch_size: int = 32, seed: int = 0,
-                 prompt: str = IMAGE_TOKEN):
-        if len(data["captions"]) != len(data["pixel_values"]):
-            raise ValueError(f"{len(data['captions'])} captions for {len(data['pixel_values'])} images")
-        self.processor, self.data, self.batch_size, self.seed, self.prompt = processor, data, batch_size, seed, prompt
-
-    def __call__(self, step: int) -> dict:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        idx = torch.randint(len(self.data["captions"]), (self.batch_size,), generator=g)
-        batch = self.processor([self.prompt] * self.batch_size, self.data["pixel_values"][idx],
-                               targets=[self.data["captions"][i] for i in idx.tolist()])
-        batch.pop("attention_mask")  # right padding: causal attention keeps it out anyway
-        if "vision_features" in self.data:  # the frozen encoder ran once beforehand
-            batch["vision_features"] = self.data["vision_features"][idx]
-            batch.pop("pixel_values")
-        return batch
-
-
-def caption_loss(model: MLLM, batch: dict) -> torch.Tensor:
-    """Next-token cross-entropy on the caption tokens only (the labels mask the rest)."""
-    return model(batch["input_ids"], batch.get("pixel_values"), labels=batch["labels"],
-                 vision_features=batch.get("vision_features")).loss
-
-
-@torch.no_grad()
-def encode_images(vision: VisionTransformer, pixel_values: torch.Tensor, batch_size: int = 256,
-                  layer: int = -1) -> torch.Tensor:
-    """The encoder's patch features (n, N, D_vision) of all images (at `layer`, see
-    `vision_hidden_state`), once: while the vision encoder is frozen they never change, so training
-    need not recompute them at every step."""
-    device = next(vision.parameters()).device
-    was_training = vision.training
-    vision.eval()
-    out = torch.cat([vision_hidden_state(vision, pixel_values[i:i + batch_size].to(device), layer).cpu()
-                     for i in range(0, len(pixel_values), batch_size)])
-    vision.train(was_training)
-    return out
-
-
-# %% notebooks/05_unified_mllm.ipynb cell 36
-_MENTION = re.compile(rf"\b(?:({'|'.join(SIZES)}) )?({'|'.join(COLORS)}) ({'|'.join(SHAPES)})\b")
-_POSITION = re.compile(rf"\bin the ({'|'.join(sorted(POSITIONS, key=len, reverse=True))})\b")
-
-
-def parse_caption(caption: str) -> list[dict]:
-    """The objects a caption mentions: [{"size", "color", "shape", "position"}] (None when a clause
-    does not say). A clause (between commas, "and" and full stops) names one object and may say
-    where it is; a clause with two objects ("a red circle above a blue star") gives no position."""
-    found = []
-    for clause in re.split(r",|\.|\band\b", caption.lower()):
-        mentions = list(_MENTION.finditer(clause))
-        where = _POSITION.search(clause)
-        for m in mentions:
-            found.append({"size": m.group(1), "color": m.group(2), "shape": m.group(3),
-                          "position": where.group(1) if where and len(mentions) == 1 else None})
-    return found
-
-
-def caption_accuracy(scenes, captions, style: str | None = CAPTION_STYLE) -> dict[str, float]:
-    """Attribute-level scores of generated captions against their scenes (see the notebook):
-    accuracy (colour, shape and position all right, per object), named, position, size,
-    hallucinated (mentions of absent objects), exact (caption == the `style` reference)."""
-    from minimllm.data import make_caption
-
-    if len(scenes) != len(captions):
-        raise ValueError(f"{len(scenes)} scenes but {len(captions)} captions")
-    if not scenes:
-        raise ValueError("caption_accuracy needs at least one caption")
-    n_obj = right = named = position = size = n_mentions = absent = exact = 0
-    for scene, caption in zip(scenes, captions):
-        mentions = parse_caption(caption)
-        present = {(o["color"], o["shape"]) for o in scene["objects"]}
-        places = set(_POSITION.findall(caption.lower()))  # every position the caption names
-        n_mentions += len(mentions)
-        absent += sum((m["color"], m["shape"]) not in present for m in mentions)
-        for obj in scene["objects"]:
-            n_obj += 1
-            position += obj["position"] in places
-            m = next((m for m in mentions if (m["color"], m["shape"]) == (obj["color"], obj["shape"])), None)
-            if m is None:
-                continue
-            named += 1
-            size += m["size"] == obj["size"]
-            right += m["position"] == obj["position"]
-        if style is not None:
-            exact += caption.strip() == make_caption(scene, style=style)
-    scores = {"accuracy": right / n_obj, "named": named / n_obj, "position": position / n_obj,
-              "size": size / n_obj, "hallucinated": absent / max(n_mentions, 1)}
-    if style is not None:
-        scores["exact"] = exact / len(captions)
-    return scores
-
-
-# %% notebooks/05_unified_mllm.ipynb cell 39
-def evaluate_captions(model: MLLM, processor: MLLMProcessor, data: dict, style: str | None = CAPTION_STYLE,
-                      batch_size: int = 64) -> tuple[dict[str, float], list[str]]:
-    """(scores from `caption_accuracy`, generated captions) for data from `caption_examples`."""
-    captions = generate_captions(model, processor, data["pixel_values"], batch_size=batch_size)
-    return caption_accuracy(data["scenes"], captions, style=style), captions
-
-
-def show_captions(images, captions, scenes=None, ncols: int = 4, size: float = 2.6, title: str | None = None):
-    """Images with their (generated) captions below; with `scenes`, green when the caption names
-    every object's colour, shape and position, else red. Returns the Figure."""
-    import textwrap
-
-    import matplotlib.pyplot as plt
-
-    n = len(images)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 1.55 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        ax.imshow(images[i])
-        color = "black"
-        if scenes is not None:
-            color = "green" if caption_accuracy([scenes[i]], [captions[i]], style=None)["accuracy"] == 1 else "red"
-        ax.set_title("\n".join(textwrap.wrap(captions[i], 30)), fontsize=7.5, color=color, y=-0.08, va="top")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-# %% notebooks/05_unified_mllm.ipynb cell 55
-def save_pretrained(model: MLLM, tokenizer, path, metrics: dict | None = None) -> Path:
-    """Write config.json (`MLLMConfig`), model.safetensors and the tokenizer (and metrics.json)."""
-    from safetensors.torch import save_file
-
-    if len(tokenizer) != model.config.lm.vocab_size:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the LM's vocab_size is "
-                         f"{model.config.lm.vocab_size}: they do not belong together")
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(path)
-    (path / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if model.config.lm.tie_embeddings:
-        state.pop("lm.lm_head.weight")
-    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt", "model": "minimllm.mllm.MLLM"})
-    if metrics is not None:
-        (path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return path
-
-
-def load_pretrained(path, device=None):
-    """(model, processor) from a folder written by `save_pretrained`; clear errors when files are
-    missing or do not match."""
-    from safetensors.torch import load_file
-    from transformers import PreTrainedTokenizerFast
-
-    from minimllm.utils import get_device
-
-    path = Path(path)
-    missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (path / f).exists()]
-    if missing:
-        raise FileNotFoundError(f"{path} is not an MLLM checkpoint (missing {missing}): run chapter 05 "
-                                "or `minimllm.mllm.main_job()` first")
-    config = MLLMConfig.from_dict(json.loads((path / "config.json").read_text()))
-    model = MLLM(config)
-    state = load_file(str(path / "model.safetensors"))
-    result = model.load_state_dict(state, strict=False)
-    allowed = {"lm.lm_head.weight"} if config.lm.tie_embeddings else set()
-    if result.unexpected_keys or set(result.missing_keys) - allowed:
-        raise ValueError(f"{path / 'model.safetensors'} does not match its config.json: missing "
-                         f"{sorted(set(result.missing_keys) - allowed)[:5]}, unexpected {result.unexpected_keys[:5]}")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
-    processor = MLLMProcessor(tokenizer, model.num_image_tokens, config.vision.image_size)
-    return model.to(device or get_device()).eval(), processor
-
-
-MAIN_JOB = dict(projector="c_abstractor", num_image_tokens=9, vision_feature_layer=-4, n_train=24000, n_test=500,
-                batch_size=32, stage1_steps=100, stage1_lr=3e-3, stage2_steps=4000, stage2_lr=1e-3,
-                train_vision=True)
-MAIN_JOB_QUICK = dict(MAIN_JOB, n_train=64, n_test=16, batch_size=8, stage1_steps=3, stage2_steps=3)
-
-
-def main_job(out_dir=None, quick: bool = False, seed: int = 0) -> dict:
-    """The course's main job (`make demo`): a LLaVA-style MLLM on Shapes World, from the pretrained
-    towers. Stage 1 aligns the projector (towers frozen); stage 2 trains projector + LM, and the
-    vision encoder too when `MAIN_JOB["train_vision"]` (the default). Then greedy captions of the
-    held-out test split are scored (`caption_accuracy`) and the model, metrics.json, captions.png
-    and loss.png are saved to `out_dir` (default data/artifacts/mllm;
-    data/artifacts/mllm-quick in quick mode, so a smoke test never overwrites a trained model).
-    `quick=True`: a few steps on a few images (a smoke test). Returns the metrics."""
-    import matplotlib.pyplot as plt
-
-    from minimllm.data import load_dataset
-    from minimllm.train import TrainConfig, train
-    from minimllm.utils import artifacts_dir, get_device, plot_curves, seed_everything
-
-    start = time.perf_counter()
-    s = MAIN_JOB_QUICK if quick else MAIN_JOB
-    out_dir = Path(out_dir) if out_dir is not None else artifacts_dir() / ("mllm-quick" if quick else "mllm")
-    device = get_device()
-    print(f"main job: a LLaVA-style MLLM on Shapes World ({'quick' if quick else 'full'} mode, device {device})")
-    seed_everything(seed)
-    vision, lm, tokenizer = load_towers(allow_random=True, device=device)
-    print(f"[{time.perf_counter() - start:5.0f} s] loading Shapes World ...")
-    more = s["n_train"] is not None and s["n_train"] > 4000  # more than the default split: a bigger dataset
-    dataset = load_dataset(**({"n_train": s["n_train"]} if more else {}))  # its test split is the same
-    train_data = caption_examples(dataset["train"], limit=s["n_train"])
-    test_data = caption_examples(dataset["test"], limit=s["n_test"])
-    layer = s["vision_feature_layer"]
-    if not s["train_vision"]:  # the encoder stays frozen: run it once
-        train_data["vision_features"] = encode_images(vision, train_data["pixel_values"], layer=layer)
-    config = MLLMConfig(projector=s["projector"], num_image_tokens=s["num_image_tokens"], vision_feature_layer=layer)
-    model = MLLM(config, vision=vision, lm=lm).to(device)
-    processor = MLLMProcessor(tokenizer, model.num_image_tokens, vision.config.image_size)
-    batches = CaptionBatches(processor, train_data, batch_size=s["batch_size"], seed=seed)
-    print(f"[{time.perf_counter() - start:5.0f} s] {len(train_data['captions'])} training pairs, "
-          f"{len(test_data['captions'])} held-out test pairs; M = {model.num_image_tokens} image tokens")
-    trains = {st: STAGES[st] + (("vision",) if st == 2 and s["train_vision"] else ()) for st in STAGES}
-    histories = {}
-    for stage, steps, lr in ((1, s["stage1_steps"], s["stage1_lr"]), (2, s["stage2_steps"], s["stage2_lr"])):
-        configure_stage(model, stage)
-        if stage == 2 and s["train_vision"]:
-            unfreeze_vision(model)
-        trainable = trainable_report(model, show=False)
-        print(f"[{time.perf_counter() - start:5.0f} s] stage {stage}: training {', '.join(trains[stage])} "
-              f"({trainable['total'][0]:,} of {trainable['total'][1]:,} parameters), {steps} steps")
-        histories[stage] = train(model, caption_loss, lambda step, st=stage: batches(step + 100_000 * st),
-                                 TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10), seed=seed,
-                                             device=device))
-        print(f"[{time.perf_counter() - start:5.0f} s] stage {stage} done: final loss "
-              f"{np.mean(histories[stage].losses[-10:]):.4f}")
-    print(f"[{time.perf_counter() - start:5.0f} s] captioning {len(test_data['captions'])} held-out test images ...")
-    scores, captions = evaluate_captions(model, processor, test_data)
-    seconds = time.perf_counter() - start
-    print(f"held-out caption accuracy: {scores['accuracy']:.3f} (colour+shape named {scores['named']:.3f}, "
-          f"position {scores['position']:.3f}, size {scores['size']:.3f}, hallucinated {scores['hallucinated']:.3f}, "
-          f"exact captions {scores['exact']:.3f}) after {seconds:.0f} s")
-    metrics = {**{k: round(v, 4) for k, v in scores.items()}, "seconds": round(seconds, 1),
-               "n_test": len(captions), "settings": s, "quick": quick, "seed": seed, "device": str(device),
-               "stage_losses": {st: round(float(np.mean(h.losses[-10:])), 4) for st, h in histories.items()}}
-    save_pretrained(model.cpu(), tokenizer, out_dir, metrics=metrics)
-    fig = show_captions(test_data["images"][:12], captions[:12], test_data["scenes"][:12],
-                        title=f"held-out test images, generated captions (accuracy {scores['accuracy']:.3f})")
-    fig.savefig(out_dir / "captions.png", dpi=110)
-    plt.close(fig)
-    offset, curves = 0, {}
-    for st, h in histories.items():  # one x axis: stage 2's steps follow stage 1's
-        curves[f"stage {st}: {', '.join(trains[st])}"] = ([offset + i for i in range(len(h.losses))], h.losses)
-        offset += len(h.losses)
-    ax = plot_curves(curves, title="main job: caption loss (training batches)", logy=True)
-    ax.figure.tight_layout()
-    ax.figure.savefig(out_dir / "loss.png", dpi=110)
-    plt.close(ax.figure)
-    (out_dir / "test_captions.json").write_text(json.dumps(
-        [{"reference": r, "generated": c} for r, c in zip(test_data["captions"], captions)], indent=1) + "\n")
-    print(f"saved the model, metrics.json, captions.png and loss.png to {out_dir}")
-    return {**metrics, "out_dir": str(out_dir), "captions_png": str(out_dir / "captions.png"),
-            "loss_png": str(out_dir / "loss.png")}

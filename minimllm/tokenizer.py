@@ -3,13 +3,15 @@
 """A byte-level BPE tokenizer (Sennrich et al., 2016; GPT-2's byte-level variant) for Shapes World,
 wrapped as a transformers `PreTrainedTokenizerFast` with the course's special tokens and chat template."""
 
-__all__ = ["SPECIAL_TOKENS", "IMAGE_TOKEN", "CHAT_ROLES", "CHAT_TEMPLATE", "wrap_tokenizer",
-    "train_tokenizer"]
+__all__ = ["SPECIAL_TOKENS", "IMAGE_TOKEN", "SPECIAL_IDS", "PAD_ID", "BOS_ID", "EOS_ID",
+    "IMAGE_TOKEN_ID", "CHAT_ROLES", "CHAT_TEMPLATE", "wrap_tokenizer", "train_tokenizer",
+    "pad_sequences"]
 
 
 # %% notebooks/01_language_model.ipynb cell 9
 from collections.abc import Iterable
 
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -24,6 +26,8 @@ SPECIAL_TOKENS = {
     "end": "<|end|>",
 }
 IMAGE_TOKEN = SPECIAL_TOKENS["image"]
+SPECIAL_IDS = {name: i for i, name in enumerate(SPECIAL_TOKENS)}  # the ids the tokenizer reserves
+PAD_ID, BOS_ID, EOS_ID, IMAGE_TOKEN_ID = (SPECIAL_IDS[k] for k in ("pad", "bos", "eos", "image"))
 CHAT_ROLES = ("system", "user", "assistant")
 
 CHAT_TEMPLATE = (
@@ -79,5 +83,21 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 1024, min_frequency
     tokenizer.train_from_iterator(corpus, trainer=trainer)
     bos = SPECIAL_TOKENS["bos"]
     tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, 1)])
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, BOS_ID)])
     return wrap_tokenizer(tokenizer, model_max_length)
+
+
+def pad_sequences(rows: list[list[int]], pad_id: int, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token-id lists to one length (the longest, or `length`): (ids, attention_mask),
+    both (B, T) long tensors, the mask 1 on real tokens. Labels are padded with pad_id=-100."""
+    if not rows:
+        raise ValueError("pad_sequences needs at least one sequence")
+    T = max(len(r) for r in rows) if length is None else length
+    if any(len(r) > T for r in rows):
+        raise ValueError(f"a sequence has {max(len(r) for r in rows)} tokens, more than length={T}")
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    return ids, mask

@@ -8,7 +8,8 @@ periodic evaluation and checkpoints that resume the same run.
 """
 
 __all__ = ["TrainConfig", "lr_multiplier", "History", "plot_history", "WEIGHTS_FILE", "STATE_FILE",
-    "save_checkpoint", "load_checkpoint", "to_device", "train", "evaluate"]
+    "save_checkpoint", "load_checkpoint", "to_device", "train", "evaluate", "set_trainable",
+    "freeze", "unfreeze", "trainable_report"]
 
 
 # %% notebooks/01_language_model.ipynb cell 36
@@ -346,3 +347,40 @@ def evaluate(model: torch.nn.Module, eval_fn: Callable[[torch.nn.Module], dict],
     if not isinstance(metrics, Mapping):
         raise ValueError(f"eval_fn must return a dict of metrics, got {type(metrics).__name__}")
     return {k: float(v) for k, v in metrics.items()}
+
+
+# %% notebooks/01_language_model.ipynb cell 49
+def set_trainable(module: torch.nn.Module, trainable: bool) -> torch.nn.Module:
+    """requires_grad = `trainable` for every parameter of `module`; returns it."""
+    for p in module.parameters():
+        p.requires_grad_(trainable)
+    return module
+
+
+def freeze(module: torch.nn.Module) -> torch.nn.Module:
+    """No parameter of `module` is trained any more (the optimizer of `train` skips it)."""
+    return set_trainable(module, False)
+
+
+def unfreeze(module: torch.nn.Module) -> torch.nn.Module:
+    """Every parameter of `module` is trained again."""
+    return set_trainable(module, True)
+
+
+def trainable_report(model: torch.nn.Module, parts: Iterable[str] | None = None,
+                     show: bool = True) -> dict[str, tuple[int, int]]:
+    """{part: (trainable parameters, all parameters)} for the named sub-modules `parts` (default:
+    the model's direct children that hold parameters) and the `total`; a table when `show`."""
+    names = list(parts) if parts is not None else [n for n, m in model.named_children()
+                                                      if any(True for _ in m.parameters())]
+    report = {}
+    for name in names:
+        params = list(model.get_submodule(name).parameters())
+        report[name] = (sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))
+    every = list(model.parameters())
+    report["total"] = (sum(p.numel() for p in every if p.requires_grad), sum(p.numel() for p in every))
+    if show:
+        print(f"{'part':<12}{'trainable':>12}{'total':>12}{'share':>9}")
+        for name, (t, n) in report.items():
+            print(f"{name:<12}{t:>12,}{n:>12,}{t / max(n, 1):>9.1%}")
+    return report

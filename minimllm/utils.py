@@ -3,8 +3,9 @@
 """Small helpers used by every chapter: quick mode, devices, seeding, paths and plots."""
 
 __all__ = ["quick", "get_device", "bf16_supported", "autocast", "seed_everything",
-    "count_parameters", "data_dir", "cache_dir", "artifacts_dir", "checkpoints_dir", "PACKAGES",
-    "bitsandbytes_status", "environment_report", "plot_curves", "to_numpy_image", "show_images"]
+    "count_parameters", "init_weights", "encode_in_batches", "data_dir", "cache_dir",
+    "artifacts_dir", "checkpoints_dir", "PACKAGES", "bitsandbytes_status", "environment_report",
+    "plot_curves", "to_numpy_image", "show_images"]
 
 
 # %% notebooks/00_setup_and_data.ipynb cell 3
@@ -74,6 +75,32 @@ def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> i
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
+def init_weights(module: torch.nn.Module, std: float = 0.02) -> None:
+    """The course's one initialisation, GPT-2's and Llama's (`initializer_range` 0.02): weights of
+    linear, convolution and embedding layers ~ N(0, std), biases 0. Use as `model.apply(init_weights)`."""
+    if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.Embedding)):
+        torch.nn.init.normal_(module.weight, std=std)
+        if getattr(module, "bias", None) is not None:
+            torch.nn.init.zeros_(module.bias)
+
+
+@torch.no_grad()
+def encode_in_batches(module: torch.nn.Module, inputs: torch.Tensor, encode=None,
+                      batch_size: int = 256) -> torch.Tensor:
+    """`encode(chunk)` (default: `module(chunk)`) over `inputs` in chunks of `batch_size`, on the
+    module's device, in eval mode and without gradients; the outputs concatenated on the CPU. For
+    features of a frozen encoder that never change, computed once instead of at every step."""
+    encode = encode or module
+    device = next(module.parameters()).device
+    was_training = module.training
+    module.eval()
+    try:
+        return torch.cat([encode(inputs[i:i + batch_size].to(device)).cpu()
+                          for i in range(0, len(inputs), batch_size)])
+    finally:
+        module.train(was_training)
+
+
 # %% notebooks/00_setup_and_data.ipynb cell 14
 def data_dir() -> Path:
     """The course's `data/` folder: `$MINIMLLM_HOME/data`, else the repository's `data/`."""
@@ -97,7 +124,7 @@ def checkpoints_dir() -> Path:
     return data_dir() / "checkpoints"
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 16
+# %% notebooks/00_setup_and_data.ipynb cell 19
 PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "safetensors", "accelerate", "peft",
             "bitsandbytes", "numpy", "matplotlib", "PIL", "sklearn", "skimage")
 
@@ -140,7 +167,7 @@ def environment_report() -> dict[str, str]:
     return report
 
 
-# %% notebooks/00_setup_and_data.ipynb cell 20
+# %% notebooks/00_setup_and_data.ipynb cell 23
 def plot_curves(curves, title: str | None = None, xlabel: str = "step", ylabel: str = "loss",
                 logy: bool = False, ax=None):
     """Plot one curve (a list) or several (a dict name -> list, or name -> (xs, ys)); returns the Axes."""

@@ -2,20 +2,21 @@
 
 __all__ = ["to_pixel_values", "patchify", "unpatchify", "PatchEmbed",
     "sincos_1d_position_embedding", "sincos_2d_position_embedding", "ViTConfig", "VisionOutput",
-    "Attention", "MLP", "EncoderBlock", "VisionTransformer", "to_transformers",
-    "save_vision_encoder", "load_vision_encoder_from", "ViTClassifier"]
+    "EncoderSelfAttention", "MLP", "EncoderBlock", "VisionTransformer", "to_transformers",
+    "ViTClassifier"]
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 4
-import json
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from minimllm.pretrained import Config, Pretrained
+from minimllm.utils import init_weights
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 5
@@ -141,9 +142,11 @@ def sincos_2d_position_embedding(grid_h: int, grid_w: int, dim: int,
 
 # %% notebooks/02_vision_transformer.ipynb cell 23
 @dataclass
-class ViTConfig:
+class ViTConfig(Config):
     """Hyper-parameters of the vision encoder. The defaults are the course's small encoder:
-    64x64 RGB images, 8x8 patches (an 8 x 8 grid = 64 tokens), width 128, 4 layers."""
+    64x64 RGB images, 8x8 patches (an 8 x 8 grid = 64 tokens), width 128, 4 layers. The names are
+    those of transformers' `SiglipVisionConfig` (`hidden_size`, `num_layers` for its
+    `num_hidden_layers`, ...)."""
 
     image_size: int = 64
     patch_size: int = 8
@@ -172,6 +175,11 @@ class ViTConfig:
     def num_patches(self) -> int:
         return self.grid_size**2
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ViTConfig":
+        legacy = {"model_type", "extra"}  # keys of the encoder folders saved before `Pretrained`
+        return super().from_dict({k: v for k, v in d.items() if k not in legacy})
+
 
 @dataclass
 class VisionOutput:
@@ -183,8 +191,9 @@ class VisionOutput:
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 24
-class Attention(nn.Module):
-    """Bidirectional multi-head self-attention (Vaswani et al. 2017), SigLIP's layer names."""
+class EncoderSelfAttention(nn.Module):
+    """Multi-head self-attention of an encoder (Vaswani et al. 2017), SigLIP's layer names: every
+    token attends to every other one (bidirectional), unless `attn_mask` says otherwise."""
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
@@ -231,7 +240,7 @@ class EncoderBlock(nn.Module):
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         self.layer_norm1 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.self_attn = Attention(cfg)
+        self.self_attn = EncoderSelfAttention(cfg)
         self.layer_norm2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.mlp = MLP(cfg)
 
@@ -244,10 +253,13 @@ class EncoderBlock(nn.Module):
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 25
-class VisionTransformer(nn.Module):
+class VisionTransformer(nn.Module, Pretrained):
     """ViT encoder (Dosovitskiy et al. 2021) in SigLIP's layout (Zhai et al. 2023): patch embedding,
     position embedding, pre-LN blocks, post LayerNorm. `model(pixel_values)` returns a
-    `VisionOutput` with all patch tokens `(B, N, D)` and their mean `(B, D)`."""
+    `VisionOutput` with all patch tokens `(B, N, D)` and their mean `(B, D)`. Saved and loaded
+    with `save_pretrained` / `VisionTransformer.from_pretrained`."""
+
+    config_class = ViTConfig
 
     def __init__(self, config: ViTConfig | None = None):
         super().__init__()
@@ -260,15 +272,14 @@ class VisionTransformer(nn.Module):
                 cfg.grid_size, cfg.grid_size, cfg.hidden_size), persistent=False)
         self.layers = nn.ModuleList(EncoderBlock(cfg) for _ in range(cfg.num_layers))
         self.post_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.apply(self._init_weights)
+        self.apply(init_weights)
 
-    @staticmethod
-    def _init_weights(m):
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.normal_(m.weight, std=0.02)
-            nn.init.zeros_(m.bias)
-
-    def forward(self, pixel_values: torch.Tensor, output_attentions: bool = False) -> VisionOutput:
+    def forward(self, pixel_values: torch.Tensor, output_attentions: bool = False,
+                feature_layer: int = -1) -> VisionOutput:
+        """pixel_values (B, C, S, S) in [-1, 1] -> VisionOutput. `feature_layer` picks the tokens
+        returned, numbered as transformers' LLaVA numbers `vision_feature_layer`: -1 the output
+        after the final LayerNorm, -2 the block before, ..., -(L + 1) the patch embeddings with
+        their positions; the blocks after it are not run."""
         x = self.patch_embed(pixel_values)  # (B, N, D); checks shape, channels, divisibility
         size = self.config.image_size
         if pixel_values.shape[-2:] != (size, size):
@@ -277,12 +288,22 @@ class VisionTransformer(nn.Module):
                              f"(to_pixel_values(images, image_size={size}))")
         x = x + self.position_embedding                               # (B, N, D)
         attentions = []
-        for layer in self.layers:
+        for layer in self.layers[:self.blocks_up_to(feature_layer)]:
             x, att = layer(x, output_attentions)
             attentions.append(att)
-        x = self.post_layernorm(x)                                    # (B, N, D)
+        if feature_layer == -1:
+            x = self.post_layernorm(x)                                # (B, N, D)
         return VisionOutput(last_hidden_state=x, pooler_output=x.mean(dim=1),
                             attentions=tuple(attentions) if output_attentions else None)
+
+    def blocks_up_to(self, feature_layer: int) -> int:
+        """How many blocks run to produce `feature_layer`: L for -1 (then the final LayerNorm),
+        L - 1 for -2, ..., 0 for -(L + 1)."""
+        L = len(self.layers)
+        if not -(L + 1) <= feature_layer <= -1:
+            raise ValueError(f"feature_layer={feature_layer}: use -1 (the output) down to -{L + 1} (the "
+                             "patch embeddings)")
+        return L if feature_layer == -1 else L + 1 + feature_layer
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 30
@@ -317,56 +338,7 @@ def to_transformers(model: VisionTransformer):
     return hf.eval()
 
 
-# %% notebooks/02_vision_transformer.ipynb cell 33
-def save_vision_encoder(model: VisionTransformer, path, extra: dict | None = None) -> Path:
-    """Write `config.json` (the ViTConfig, plus `extra` metadata) and `model.safetensors`."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    meta = {"model_type": "minimllm_vit", **asdict(model.config), **({"extra": extra} if extra else {})}
-    (path / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-              str(path / "model.safetensors"))
-    return path
-
-
-def load_vision_encoder_from(path) -> VisionTransformer:
-    """A `VisionTransformer` from a folder written by `save_vision_encoder`; a clear error when the
-    folder is missing, the files are corrupt or the weights do not match the config."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    cfg_file, weights = path / "config.json", path / "model.safetensors"
-    for f in (cfg_file, weights):
-        if not f.exists():
-            raise FileNotFoundError(f"{f} does not exist: train and save an encoder first "
-                                    "(minimllm.contrastive.train_reference) or check the path")
-    try:
-        meta = json.loads(cfg_file.read_text())
-        fields = {k: meta[k] for k in ViTConfig.__dataclass_fields__ if k in meta}
-        config = ViTConfig(**fields)
-    except (json.JSONDecodeError, TypeError, KeyError) as error:
-        raise ValueError(f"{cfg_file} is not a valid vision encoder config ({error}): "
-                         "delete the folder and save the encoder again") from error
-    try:
-        state = load_file(str(weights))
-    except Exception as error:
-        raise ValueError(f"{weights} is corrupt or not a safetensors file ({error}): "
-                         "delete it and save the encoder again") from error
-    model = VisionTransformer(config)
-    expected = model.state_dict()
-    problems = [f"missing {k}" for k in expected if k not in state]
-    problems += [f"unexpected {k}" for k in state if k not in expected]
-    problems += [f"{k}: checkpoint {tuple(state[k].shape)} vs config {tuple(v.shape)}"
-                 for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if problems:
-        raise ValueError(f"{weights} does not match {cfg_file}: " + "; ".join(problems[:5]))
-    model.load_state_dict(state)
-    return model.eval()
-
-
-# %% notebooks/02_vision_transformer.ipynb cell 36
+# %% notebooks/02_vision_transformer.ipynb cell 35
 class ViTClassifier(nn.Module):
     """A `VisionTransformer` with a linear head on its pooled (mean) token: logits (B, num_classes)."""
 

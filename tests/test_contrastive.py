@@ -13,7 +13,7 @@ from minimllm.contrastive import (
     class_embeddings,
     clip_loss,
     contrastive_loss,
-    encode_images,
+    embed_images,
     load_vision_encoder,
     make_pairs,
     recall_at_k,
@@ -22,7 +22,7 @@ from minimllm.contrastive import (
     train_reference,
     zero_shot_accuracy,
 )
-from minimllm.vision import VisionTransformer, ViTConfig, save_vision_encoder
+from minimllm.vision import VisionTransformer, ViTConfig
 
 TINY_VISION = dict(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
 
@@ -130,7 +130,7 @@ def test_zero_shot_above_chance_after_short_training(tokenizer, one_thread):
     train(model, contrastive_loss, PairSampler(pairs, tokenizer, 32, seed=0),
           TrainConfig(steps=250, lr=3e-3, weight_decay=0.0, log_every=0, device="cpu", seed=0))
     emb = class_embeddings(model, tokenizer, COLORS, ["a small {} circle.", "a large {} square."])
-    acc = zero_shot_accuracy(encode_images(model, test["pixel_values"]), labels, emb)
+    acc = zero_shot_accuracy(embed_images(model, test["pixel_values"]), labels, emb)
     assert acc > 2 / len(COLORS), acc  # chance is 1/8
 
 
@@ -142,6 +142,12 @@ def test_pair_sampler_batches(tokenizer):
     assert batch["attention_mask"][:, -1].any()  # trimmed to the longest caption in the batch
     with pytest.raises(ValueError, match="batch_size"):
         PairSampler(pairs, tokenizer, 64)
+    # a batch is a function of (seed, step) only: a resumed run, or a fresh sampler, sees the same one
+    sampler, fresh = PairSampler(pairs, tokenizer, 8, seed=5), PairSampler(pairs, tokenizer, 8, seed=5)
+    later = [sampler(step) for step in range(4)][-1]
+    assert torch.equal(fresh(3)["input_ids"], later["input_ids"])
+    assert torch.equal(fresh(3)["pixel_values"], later["pixel_values"])
+    assert not torch.equal(fresh(2)["pixel_values"], later["pixel_values"])
     # hard-negative batches: every scene shares one colour
     hard = PairSampler(pairs, tokenizer, 4, hard_negatives=1.0, seed=3)
     for step in range(3):
@@ -168,10 +174,10 @@ def test_load_vision_encoder_paths_and_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="make checkpoints"):
         load_vision_encoder()
     ref = VisionTransformer(ViTConfig(**TINY_VISION))
-    save_vision_encoder(ref, tmp_path / "data" / "checkpoints" / "vision")
+    ref.save_pretrained(tmp_path / "data" / "checkpoints" / "vision")
     assert load_vision_encoder().config.hidden_size == 32
     mine = VisionTransformer(ViTConfig(**{**TINY_VISION, "hidden_size": 16}))
-    save_vision_encoder(mine, tmp_path / "data" / "artifacts" / "vision")
+    mine.save_pretrained(tmp_path / "data" / "artifacts" / "vision")
     assert load_vision_encoder().config.hidden_size == 16  # the reader's own artifact wins
     (tmp_path / "data" / "artifacts" / "vision" / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid"):
@@ -182,7 +188,7 @@ def test_train_reference_quick_writes_a_loadable_checkpoint(tmp_path, one_thread
     import json
 
     out = train_reference(tmp_path / "vision", quick=True)
-    meta = json.loads((out / "config.json").read_text())
-    assert meta["extra"]["objective"] == "siglip" and "zero_shot_color" in meta["extra"]["metrics"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["objective"] == "siglip" and "zero_shot_color" in metrics
     enc = load_vision_encoder(out)
     assert enc(torch.zeros(1, 3, 64, 64)).last_hidden_state.shape == (1, 64, 128)

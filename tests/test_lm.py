@@ -11,14 +11,13 @@ from minimllm.lm import (
     LMConfig,
     from_transformers,
     generate,
-    load_pretrained,
     load_reference,
-    save_pretrained,
     to_transformers,
     top_k_filter,
     top_p_filter,
     train_reference,
 )
+from minimllm.pretrained import load_metrics, load_tokenizer
 from minimllm.tokenizer import train_tokenizer
 from minimllm.train import TrainConfig, train
 
@@ -150,25 +149,42 @@ def test_llama_equivalence_both_ways(kw):
 def test_checkpoint_round_trip_and_errors(tmp_path):
     tok = train_tokenizer(["a red circle above a blue square."] * 20, vocab_size=300)
     m = tiny(vocab_size=len(tok))
-    save_pretrained(m, tok, tmp_path / "lm")
-    m2, tok2 = load_pretrained(tmp_path / "lm", device="cpu")
+    m.save_pretrained(tmp_path / "lm", tok, metrics={"steps": 1})
+    m2, tok2 = LanguageModel.from_pretrained(tmp_path / "lm", device="cpu"), load_tokenizer(tmp_path / "lm")
     x = torch.tensor([tok("a red square").input_ids])
     assert torch.equal(m2(x).logits, m(x).logits) and len(tok2) == len(tok)
+    assert load_metrics(tmp_path / "lm") == {"steps": 1}
     with pytest.raises(ValueError, match="do not belong together"):
-        save_pretrained(tiny(vocab_size=len(tok) + 1), tok, tmp_path / "x")
+        tiny(vocab_size=len(tok) + 1).save_pretrained(tmp_path / "x", tok)
     cfg = json.loads((tmp_path / "lm" / "config.json").read_text())
     (tmp_path / "lm" / "config.json").write_text(json.dumps({**cfg, "dim": 64}))
     with pytest.raises(ValueError, match="does not match"):
-        load_pretrained(tmp_path / "lm")
-    (tmp_path / "lm" / "config.json").write_text(json.dumps({**cfg, "vocab_size": 5}))
-    with pytest.raises(ValueError, match="mismatched"):
-        load_pretrained(tmp_path / "lm")
+        LanguageModel.from_pretrained(tmp_path / "lm")
+    (tmp_path / "lm" / "config.json").write_text(json.dumps({**cfg, "n_layerz": 2}))
+    with pytest.raises(ValueError, match="unknown LMConfig fields"):
+        LanguageModel.from_pretrained(tmp_path / "lm")
     (tmp_path / "lm" / "config.json").write_text(json.dumps(cfg))
+    other = train_tokenizer(["a red circle above a blue square and more words here."] * 20, vocab_size=320)
+    other.save_pretrained(tmp_path / "lm")  # weights and config agree, the tokenizer does not
+    with pytest.raises(ValueError, match="do not belong together"):
+        LanguageModel.from_pretrained(tmp_path / "lm")
     (tmp_path / "lm" / "model.safetensors").write_bytes(b"junk")
     with pytest.raises(RuntimeError, match="corrupt"):
-        load_pretrained(tmp_path / "lm")
+        LanguageModel.from_pretrained(tmp_path / "lm")
     with pytest.raises(FileNotFoundError, match="make checkpoints"):
-        load_pretrained(tmp_path / "nowhere")
+        LanguageModel.from_pretrained(tmp_path / "nowhere")
+
+
+def test_tied_embeddings_are_saved_once_and_tied_again(tmp_path):
+    m = tiny(tie_embeddings=True)
+    m.save_pretrained(tmp_path / "tied")
+    from safetensors.torch import load_file
+
+    assert "lm_head.weight" not in load_file(str(tmp_path / "tied" / "model.safetensors"))
+    again = LanguageModel.from_pretrained(tmp_path / "tied", device="cpu")
+    assert again.lm_head.weight is again.embed_tokens.weight
+    x = torch.randint(0, m.config.vocab_size, (1, 5))
+    assert torch.equal(again(x).logits, m(x).logits)
 
 
 def test_train_reference_and_load_reference(tmp_path, monkeypatch):
@@ -179,6 +195,6 @@ def test_train_reference_and_load_reference(tmp_path, monkeypatch):
     model, tok = load_reference(device="cpu")
     assert model.config.vocab_size == len(tok)
     mine = tiny(vocab_size=len(tok))
-    save_pretrained(mine, tok, tmp_path / "data" / "artifacts" / "lm")  # the reader's own is preferred
+    mine.save_pretrained(tmp_path / "data" / "artifacts" / "lm", tok)  # the reader's own is preferred
     again, _ = load_reference(device="cpu")
     assert again.config.dim == 32

@@ -1,29 +1,24 @@
 """Tests of minimllm.mllm (Method A, LLaVA-style): processor, merge, labels, freezing, LLaVA
-equivalence, overfitting one batch, image-conditioned generation, caption scoring, save / load."""
+equivalence, overfitting one batch, save / load; and of minimllm.captioning, which trains and
+scores it: image-conditioned generation, caption scoring, the main job."""
 
 import numpy as np
 import pytest
 import torch
 
+from minimllm.captioning import caption_accuracy, generate_captions, parse_caption, vision_features
 from minimllm.data import make_caption, render_scene, sample_scene, text_corpus
 from minimllm.lm import LMConfig
 from minimllm.mllm import (
-    IMAGE_TOKEN_ID,
     MLLM,
     MLLMConfig,
     MLLMProcessor,
-    caption_accuracy,
     configure_stage,
-    encode_images,
-    generate_captions,
-    load_pretrained,
     merge_image_features,
-    parse_caption,
-    save_pretrained,
     to_transformers,
-    trainable_report,
 )
-from minimllm.tokenizer import IMAGE_TOKEN, train_tokenizer
+from minimllm.tokenizer import IMAGE_TOKEN, IMAGE_TOKEN_ID, train_tokenizer
+from minimllm.train import trainable_report
 from minimllm.vision import ViTConfig, to_pixel_values
 
 IMAGE_SIZE = 32
@@ -188,22 +183,30 @@ def test_caption_accuracy_scores_attributes_and_positions():
 
 def test_save_load_round_trip(tokenizer, tmp_path):
     model = tiny(tokenizer, "c_abstractor", num_image_tokens=4)
-    path = save_pretrained(model, tokenizer, tmp_path / "mllm")
-    loaded, proc = load_pretrained(path, device="cpu")
+    path = model.save_pretrained(tmp_path / "mllm", tokenizer)
+    loaded, proc = MLLM.from_pretrained(path, device="cpu"), MLLMProcessor.from_pretrained(path)
     assert proc.num_image_tokens == loaded.num_image_tokens == 4
     inputs = proc([IMAGE_TOKEN], images(1))
     with torch.no_grad():
         assert torch.equal(model(**inputs).logits, loaded(**inputs).logits)
     (path / "config.json").unlink()
-    with pytest.raises(FileNotFoundError, match="not an MLLM checkpoint"):
-        load_pretrained(path)
+    with pytest.raises(FileNotFoundError, match="not a saved MLLM"):
+        MLLM.from_pretrained(path)
+
+
+def test_the_callers_config_is_left_as_it_was(tokenizer):
+    config = MLLMConfig(vision=ViTConfig(**VIT))
+    before = config.to_dict()
+    model = MLLM(config, lm=tiny(tokenizer).lm)
+    assert config.to_dict() == before, "MLLM must not write the LM's config into the caller's"
+    assert model.config.lm.vocab_size == len(tokenizer) != config.lm.vocab_size
 
 
 def test_precomputed_vision_features_give_the_same_logits(tokenizer):
     model = tiny(tokenizer)
     proc = MLLMProcessor(tokenizer, model.num_image_tokens, IMAGE_SIZE)
     inputs = proc([IMAGE_TOKEN] * 3, images(3))
-    feats = encode_images(model.vision, inputs["pixel_values"], batch_size=2)
+    feats = vision_features(model, inputs["pixel_values"])
     assert feats.shape == (3, N, 16)
     with torch.no_grad():
         a = model(inputs["input_ids"], inputs["pixel_values"]).logits
@@ -216,20 +219,31 @@ def test_main_job_quick_trains_the_encoder_and_saves_what_it_reports(tmp_path):
     model reloads with the same weights, and metrics.json holds the accuracy it returned."""
     import json
 
-    from minimllm.mllm import MAIN_JOB, MAIN_JOB_QUICK, load_towers, main_job
+    from minimllm.captioning import MainJobConfig, main_job
+    from minimllm.mllm import load_towers
 
-    assert MAIN_JOB["train_vision"] and MAIN_JOB_QUICK["train_vision"]
+    assert MainJobConfig().train_vision and MainJobConfig.quick().train_vision
     start_vision = load_towers(allow_random=True, device="cpu")[0]
     metrics = main_job(out_dir=tmp_path / "mllm", quick=True)
-    model, _ = load_pretrained(tmp_path / "mllm", device="cpu")
+    model = MLLM.from_pretrained(tmp_path / "mllm", device="cpu")
     before, after = start_vision.state_dict(), model.vision.state_dict()
     # vision_feature_layer=-4 reads the first block: it trains; the last block is not in the path
     assert not torch.equal(after["layers.0.self_attn.q_proj.weight"], before["layers.0.self_attn.q_proj.weight"])
     assert torch.equal(after["layers.3.mlp.fc1.weight"], before["layers.3.mlp.fc1.weight"])
     saved = json.loads((tmp_path / "mllm" / "metrics.json").read_text())
     assert saved["accuracy"] == round(metrics["accuracy"], 4) and 0.0 <= saved["accuracy"] <= 1.0
+    assert saved["passed"] is True and saved["settings"]["n_train"] == 64  # quick mode sets no target
     assert (tmp_path / "mllm" / "captions.png").stat().st_size > 1000
     assert metrics["loss_png"] == str(tmp_path / "mllm" / "loss.png") and (tmp_path / "mllm" / "loss.png").stat().st_size > 1000
+
+
+def test_minimllm_train_exits_non_zero_below_the_target(monkeypatch):
+    import minimllm.captioning
+    from minimllm.cli import main
+
+    for passed, code in ((False, 1), (True, 0)):
+        monkeypatch.setattr(minimllm.captioning, "main_job", lambda quick, seed, p=passed: {"passed": p})
+        assert main(["train", "--quick"]) == code
 
 
 @pytest.mark.parametrize("layer", [-1, -2, -4])

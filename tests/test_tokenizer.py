@@ -67,3 +67,18 @@ def test_bad_input():
         train_tokenizer(CORPUS, vocab_size=100)
     with pytest.raises(ValueError, match="non-empty"):
         train_tokenizer([], vocab_size=400)
+
+
+def test_reserved_ids_and_padding():
+    from minimllm.tokenizer import EOS_ID, IMAGE_TOKEN_ID, PAD_ID, SPECIAL_IDS, pad_sequences
+
+    tok = train_tokenizer(["a red circle."] * 10, vocab_size=300)
+    for name, token in SPECIAL_TOKENS.items():
+        assert tok.convert_tokens_to_ids(token) == SPECIAL_IDS[name]
+    assert (tok.pad_token_id, tok.eos_token_id, tok.convert_tokens_to_ids("<image>")) == (PAD_ID, EOS_ID, IMAGE_TOKEN_ID)
+    ids, mask = pad_sequences([[5, 6, 7], [8]], pad_id=PAD_ID)
+    assert ids.tolist() == [[5, 6, 7], [8, PAD_ID, PAD_ID]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    labels, _ = pad_sequences([[1], [2, 3]], pad_id=-100, length=4)
+    assert labels.tolist() == [[1, -100, -100, -100], [2, 3, -100, -100]]
+    with pytest.raises(ValueError, match="more than length"):
+        pad_sequences([[1, 2, 3]], pad_id=0, length=2)

@@ -107,3 +107,21 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match="corrupt"):
         load_checkpoint(tmp_path, model)
+
+
+def test_freezing_keeps_weights_and_the_report_counts_them():
+    from minimllm.train import freeze, trainable_report, unfreeze
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    freeze(net[0])
+    report = trainable_report(net, show=False)
+    assert report == {"0": (0, 32), "2": (9, 9), "total": (9, 41)}  # ReLU holds no parameters
+    before0, before2 = net[0].weight.clone(), net[2].weight.clone()
+    batch = (torch.randn(16, 3), torch.randn(16, 1))
+    train(net, lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1]), [batch],
+          TrainConfig(steps=3, lr=1e-2, device="cpu", log_every=0))
+    assert torch.equal(net[0].weight, before0) and net[0].weight.grad is None
+    assert not torch.equal(net[2].weight, before2)
+    unfreeze(net)
+    assert trainable_report(net, parts=["0"], show=False) == {"0": (32, 32), "total": (41, 41)}

@@ -78,3 +78,30 @@ def test_plots_draw_what_they_are_given():
         utils.show_images([np.zeros((4, 4))], titles=["a", "b"])
     with pytest.raises(ValueError, match="at least one"):
         utils.show_images([])
+
+
+def test_init_weights_draws_small_normal_weights_and_zero_biases():
+    from minimllm.utils import init_weights
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Embedding(300, 64), torch.nn.LayerNorm(8))
+    net.apply(init_weights)
+    assert abs(net[0].weight.std().item() - 0.02) < 0.001 and abs(net[1].weight.std().item() - 0.02) < 0.002
+    assert torch.count_nonzero(net[0].bias) == 0
+    assert torch.equal(net[2].weight, torch.ones(8)), "norms keep their own initialisation"
+
+
+def test_encode_in_batches_equals_one_big_batch_and_restores_the_mode():
+    from minimllm.utils import encode_in_batches
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)).train()
+    x = torch.randn(10, 4)
+    out = encode_in_batches(net, x, batch_size=3)
+    net.eval()
+    torch.testing.assert_close(out, net(x))  # eval mode: dropout off in every chunk
+    net.train()
+    encode_in_batches(net, x, batch_size=3)
+    assert net.training and not out.requires_grad
+    doubled = encode_in_batches(net, x, encode=lambda chunk: 2 * chunk, batch_size=4)
+    assert torch.equal(doubled, 2 * x)

@@ -8,9 +8,7 @@ from minimllm.vision import (
     VisionTransformer,
     ViTClassifier,
     ViTConfig,
-    load_vision_encoder_from,
     patchify,
-    save_vision_encoder,
     sincos_2d_position_embedding,
     to_pixel_values,
     to_transformers,
@@ -121,21 +119,56 @@ def test_to_pixel_values_range_and_resize():
 
 def test_save_load_roundtrip_and_corrupt(tmp_path):
     model = _randomize(VisionTransformer(ViTConfig(**TINY))).eval()
-    save_vision_encoder(model, tmp_path / "enc")
-    again = load_vision_encoder_from(tmp_path / "enc")
+    model.save_pretrained(tmp_path / "enc")
+    again = VisionTransformer.from_pretrained(tmp_path / "enc", device="cpu")
     x = torch.randn(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(again(x).last_hidden_state, model(x).last_hidden_state)
     (tmp_path / "enc" / "model.safetensors").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="corrupt"):
-        load_vision_encoder_from(tmp_path / "enc")
+    with pytest.raises(RuntimeError, match="corrupt"):
+        VisionTransformer.from_pretrained(tmp_path / "enc")
     other = VisionTransformer(ViTConfig(**{**TINY, "hidden_size": 16}))
-    save_vision_encoder(other, tmp_path / "other")
+    other.save_pretrained(tmp_path / "other")
     (tmp_path / "other" / "config.json").write_text((tmp_path / "enc" / "config.json").read_text())
     with pytest.raises(ValueError, match="does not match"):
-        load_vision_encoder_from(tmp_path / "other")
+        VisionTransformer.from_pretrained(tmp_path / "other")
     with pytest.raises(FileNotFoundError):
-        load_vision_encoder_from(tmp_path / "nowhere")
+        VisionTransformer.from_pretrained(tmp_path / "nowhere")
+
+
+def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import minimllm.pretrained as pretrained
+
+    model = _randomize(VisionTransformer(ViTConfig(**TINY))).eval()
+    model.save_pretrained(tmp_path / "enc")
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing the weights")
+
+    monkeypatch.setattr(pretrained, "save_file", dies)
+    with pytest.raises(KeyboardInterrupt):
+        VisionTransformer(ViTConfig(**TINY)).save_pretrained(tmp_path / "enc")
+    monkeypatch.undo()
+    again = VisionTransformer.from_pretrained(tmp_path / "enc", device="cpu")
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc"], "no half-written folder is left behind"
+
+
+def test_feature_layer_runs_the_blocks_up_to_it():
+    model = _randomize(VisionTransformer(ViTConfig(**TINY))).eval()  # 2 blocks
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        h = model.patch_embed(x) + model.position_embedding
+        states = [h]
+        for block in model.layers:
+            h, _ = block(h)
+            states.append(h)
+        torch.testing.assert_close(model(x, feature_layer=-3).last_hidden_state, states[0])  # embeddings
+        torch.testing.assert_close(model(x, feature_layer=-2).last_hidden_state, states[1])  # after block 1
+        torch.testing.assert_close(model(x).last_hidden_state, model.post_layernorm(states[2]))
+    assert [model.blocks_up_to(k) for k in (-1, -2, -3)] == [2, 1, 0]
+    with pytest.raises(ValueError, match="feature_layer=-4"):
+        model(x, feature_layer=-4)
 
 
 def test_classifier_overfits_a_batch(one_thread):
