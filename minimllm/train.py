@@ -380,7 +380,7 @@ def trainable_report(model: torch.nn.Module, parts: Iterable[str] | None = None,
     every = list(model.parameters())
     report["total"] = (sum(p.numel() for p in every if p.requires_grad), sum(p.numel() for p in every))
     if show:
-        print(f"{'part':<12}{'trainable':>12}{'total':>12}{'share':>9}")
+        print(f"{'part':<10}{'trainable':>12}{'total':>12}{'share':>9}")
         for name, (t, n) in report.items():
-            print(f"{name:<12}{t:>12,}{n:>12,}{t / max(n, 1):>9.1%}")
+            print(f"{name:<10}{t:>12,}{n:>12,}{t / max(n, 1):>9.1%}")
     return report
