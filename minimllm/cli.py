@@ -40,7 +40,8 @@ def cmd_demo(args) -> int:
         print(f"  {row['caption']!r:60}  Q: {row['question']}  A: {row['answer']}")
     out = artifacts_dir() / "demo_shapes_world.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig = show_images([r["image"] for r in rows], titles=[f"{r['question']}\n{r['answer']}" for r in rows],
+    fig = show_images([r["image"] for r in rows],
+                      titles=[f"{r['question']}\n{r['answer']}" for r in rows],
                       ncols=4, size=2.4)
     fig.savefig(out, dpi=100)
     print(f"\npreview saved to {out}\n")
@@ -79,7 +80,8 @@ def cmd_checkpoints(args) -> int:
     names = args.only or [name for name, _ in CHECKPOINTS]
     unknown = set(names) - {name for name, _ in CHECKPOINTS}
     if unknown:
-        raise SystemExit(f"unknown checkpoint(s) {sorted(unknown)}: choose from {[n for n, _ in CHECKPOINTS]}")
+        raise SystemExit(f"unknown checkpoint(s) {sorted(unknown)}: "
+                         f"choose from {[n for n, _ in CHECKPOINTS]}")
     for name, target in CHECKPOINTS:
         if name not in names:
             continue
@@ -94,10 +96,12 @@ def cmd_checkpoints(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="minimllm", description="a multimodal LLM built from scratch")
+    parser = argparse.ArgumentParser(prog="minimllm",
+                                     description="a multimodal LLM built from scratch")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("env", help="environment report").set_defaults(func=cmd_env)
-    for name, func, text in (("demo", cmd_demo, "environment check, data preview, then the main job"),
+    for name, func, text in (("demo", cmd_demo,
+                              "environment check, data preview, then the main job"),
                              ("train", cmd_train, "the main job: train the MLLM, report accuracy")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--quick", action="store_true", help="a few steps only (a smoke test)")
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     g.set_defaults(func=cmd_grade)
     c = sub.add_parser("checkpoints", help="train the reference checkpoints into data/checkpoints/")
-    c.add_argument("--quick", action="store_true", help="a few steps only (for testing the command)")
+    c.add_argument("--quick", action="store_true",
+                   help="a few steps only (for testing the command)")
     c.add_argument("--only", nargs="+", metavar="NAME", help="build only these (lm, vision)")
     c.set_defaults(func=cmd_checkpoints)
     args = parser.parse_args(argv)

@@ -49,7 +49,8 @@ class GradeReport:
 
 def _check_cells(nb) -> dict[str, nbformat.NotebookNode]:
     return {nbgrader_meta(c)["grade_id"]: c for c in nb.cells
-            if c.cell_type == "code" and nbgrader_meta(c).get("grade") and "grade_id" in nbgrader_meta(c)}
+            if c.cell_type == "code" and nbgrader_meta(c).get("grade")
+            and "grade_id" in nbgrader_meta(c)}
 
 
 def default_source(path: Path) -> Path | None:

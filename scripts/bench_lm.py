@@ -96,7 +96,8 @@ def main():
     med = {k: statistics.median(v) for k, v in results.items()}
     tokens = args.batch * args.seq_len
     print(f"\n{'':28}{'minimllm':>12}{'transformers':>14}{'ratio':>8}")
-    print(f"{'train step (tokens/s)':28}{tokens / med['train_ours']:12.0f}{tokens / med['train_hf']:14.0f}"
+    print(f"{'train step (tokens/s)':28}{tokens / med['train_ours']:12.0f}"
+          f"{tokens / med['train_hf']:14.0f}"
           f"{med['train_hf'] / med['train_ours']:8.2f}")
     print(f"{'generation, KV cache (tok/s)':28}{n / med['gen_ours']:12.0f}{n / med['gen_hf']:14.0f}"
           f"{med['gen_hf'] / med['gen_ours']:8.2f}")

@@ -1,4 +1,5 @@
-"""The `minimllm` command: checkpoints never overwrite the references in quick mode; bad names fail."""
+"""The `minimllm` command: checkpoints never overwrite the references in quick mode;
+bad names fail."""
 import pytest
 
 from minimllm import cli

@@ -24,7 +24,8 @@ from minimllm.contrastive import (
 )
 from minimllm.vision import VisionTransformer, ViTConfig
 
-TINY_VISION = dict(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+TINY_VISION = dict(image_size=32, patch_size=8, hidden_size=32, num_layers=1, num_heads=2,
+                   intermediate_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,10 @@ def test_losses_on_hand_computed_cases():
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     # CLIP, t = 1: every row and column is softmax([1, 0]) at the true pair
     assert math.isclose(clip_loss(x, x, 1.0).item(), math.log(1 + math.exp(-1)), rel_tol=1e-6)
-    # SigLIP, t = 2, b = -1: diagonal logits 1, off-diagonal -1 (labels -1) -> all four terms log(1 + e^-1)
-    assert math.isclose(siglip_loss(x, x, 2.0, -1.0).item(), 4 * math.log(1 + math.exp(-1)) / 2, rel_tol=1e-6)
+    # SigLIP, t = 2, b = -1: diagonal logits 1, off-diagonal -1 (labels -1)
+    # -> all four terms log(1 + e^-1)
+    assert math.isclose(siglip_loss(x, x, 2.0, -1.0).item(), 4 * math.log(1 + math.exp(-1)) / 2,
+                        rel_tol=1e-6)
     # orthogonal mismatch: SigLIP with b = 0 gives log 2 for every pair
     y = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
     assert math.isclose(siglip_loss(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), y, 1.0, 0.0).item(),
@@ -57,7 +60,8 @@ def test_losses_match_naive_loops_and_are_symmetric():
         col = torch.tensor([t * a[j] @ b[i] for j in range(5)])
         naive_clip += -(row[i] - row.logsumexp(0)) - (col[i] - col.logsumexp(0))
     assert math.isclose(clip_loss(a, b, t).item(), naive_clip.item() / 10, rel_tol=1e-5)
-    naive_sig = sum(-F.logsigmoid(torch.tensor((1 if i == j else -1) * (t * float(a[i] @ b[j]) + bias)))
+    naive_sig = sum(-F.logsigmoid(torch.tensor((1 if i == j else -1)
+                                               * (t * float(a[i] @ b[j]) + bias)))
                     for i in range(5) for j in range(5)) / 5
     assert math.isclose(siglip_loss(a, b, t, bias).item(), naive_sig.item(), rel_tol=1e-5)
     assert torch.isclose(clip_loss(a, b, t), clip_loss(b, a, t))
@@ -69,7 +73,8 @@ def test_losses_match_naive_loops_and_are_symmetric():
 
 
 def test_siglip_pair_term_does_not_depend_on_the_batch():
-    """The positive term of pair 0 is the same in any batch (no softmax normaliser); CLIP's is not."""
+    """The positive term of pair 0 is the same in any batch (no softmax normaliser);
+    CLIP's is not."""
     torch.manual_seed(1)
     a, b = F.normalize(torch.randn(8, 4), dim=-1), F.normalize(torch.randn(8, 4), dim=-1)
     t = 5.0
@@ -81,22 +86,28 @@ def test_siglip_pair_term_does_not_depend_on_the_batch():
 
 
 def test_learnable_temperature_and_bias():
-    m = ContrastiveModel(ViTConfig(**TINY_VISION), TextConfig(vocab_size=400, hidden_size=32, num_layers=1,
-                                                              num_heads=2, intermediate_size=64), loss="siglip")
-    assert math.isclose(m.logit_scale.exp().item(), 10.0, rel_tol=1e-5) and m.logit_bias.item() == -10.0
+    m = ContrastiveModel(ViTConfig(**TINY_VISION),
+                         TextConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2,
+                                    intermediate_size=64), loss="siglip")
+    assert math.isclose(m.logit_scale.exp().item(), 10.0, rel_tol=1e-5)
+    assert m.logit_bias.item() == -10.0
     assert m.logit_scale.requires_grad and m.logit_bias.requires_grad
-    c = ContrastiveModel(ViTConfig(**TINY_VISION), TextConfig(vocab_size=400, hidden_size=32, num_layers=1,
-                                                              num_heads=2, intermediate_size=64), loss="clip")
-    assert math.isclose(c.logit_scale.exp().item(), 1 / 0.07, rel_tol=1e-5) and not c.logit_bias.requires_grad
+    c = ContrastiveModel(ViTConfig(**TINY_VISION),
+                         TextConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2,
+                                    intermediate_size=64), loss="clip")
+    assert math.isclose(c.logit_scale.exp().item(), 1 / 0.07, rel_tol=1e-5)
+    assert not c.logit_bias.requires_grad
     with pytest.raises(ValueError, match="clip"):
         ContrastiveModel(loss="softmax")
 
 
 def test_text_encoder_is_causal_and_ignores_padding(tokenizer):
-    m = ContrastiveModel(ViTConfig(**TINY_VISION), TextConfig(vocab_size=len(tokenizer), hidden_size=32,
-                                                              num_layers=2, num_heads=2, intermediate_size=64)).eval()
+    m = ContrastiveModel(ViTConfig(**TINY_VISION),
+                         TextConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=2,
+                                    num_heads=2, intermediate_size=64)).eval()
     short = tokenize(tokenizer, ["a red circle."])
-    padded = tokenize(tokenizer, ["a red circle.", "there are 2 objects. a small blue star is in the top left."])
+    padded = tokenize(tokenizer, ["a red circle.",
+                                  "there are 2 objects. a small blue star is in the top left."])
     assert padded["input_ids"].shape[1] > short["input_ids"].shape[1]
     with torch.no_grad():
         e1 = m.encode_text(**short)[0]
@@ -125,8 +136,9 @@ def test_zero_shot_above_chance_after_short_training(tokenizer, one_thread):
     test = make_pairs(96, seed=1, image_size=32, min_objects=1, max_objects=1)
     labels = torch.tensor([COLORS.index(s["objects"][0]["color"]) for s in test["scenes"]])
     model = ContrastiveModel(ViTConfig(**TINY_VISION),
-                             TextConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=1, num_heads=2,
-                                        intermediate_size=64), embed_dim=32, loss="siglip")
+                             TextConfig(vocab_size=len(tokenizer), hidden_size=32, num_layers=1,
+                                        num_heads=2, intermediate_size=64),
+                             embed_dim=32, loss="siglip")
     train(model, contrastive_loss, PairSampler(pairs, tokenizer, 32, seed=0),
           TrainConfig(steps=250, lr=3e-3, weight_decay=0.0, log_every=0, device="cpu", seed=0))
     emb = class_embeddings(model, tokenizer, COLORS, ["a small {} circle.", "a large {} square."])
@@ -138,12 +150,15 @@ def test_pair_sampler_batches(tokenizer):
     pairs = make_pairs(20, seed=0, captions_per_scene=2, image_size=32)
     batch = PairSampler(pairs, tokenizer, 8)(0)
     assert batch["pixel_values"].shape == (8, 3, 32, 32)
-    assert batch["input_ids"].shape == batch["attention_mask"].shape and batch["input_ids"].shape[0] == 8
+    assert batch["input_ids"].shape == batch["attention_mask"].shape
+    assert batch["input_ids"].shape[0] == 8
     assert batch["attention_mask"][:, -1].any()  # trimmed to the longest caption in the batch
     with pytest.raises(ValueError, match="batch_size"):
         PairSampler(pairs, tokenizer, 64)
-    # a batch is a function of (seed, step) only: a resumed run, or a fresh sampler, sees the same one
-    sampler, fresh = PairSampler(pairs, tokenizer, 8, seed=5), PairSampler(pairs, tokenizer, 8, seed=5)
+    # a batch is a function of (seed, step) only:
+    # a resumed run, or a fresh sampler, sees the same one
+    sampler, fresh = (PairSampler(pairs, tokenizer, 8, seed=5),
+                      PairSampler(pairs, tokenizer, 8, seed=5))
     later = [sampler(step) for step in range(4)][-1]
     assert torch.equal(fresh(3)["input_ids"], later["input_ids"])
     assert torch.equal(fresh(3)["pixel_values"], later["pixel_values"])
@@ -152,13 +167,15 @@ def test_pair_sampler_batches(tokenizer):
     hard = PairSampler(pairs, tokenizer, 4, hard_negatives=1.0, seed=3)
     for step in range(3):
         b = hard(step)
-        idx = [next(i for i in range(20) if torch.equal(pairs["pixel_values"][i], x)) for x in b["pixel_values"]]
+        idx = [next(i for i in range(20) if torch.equal(pairs["pixel_values"][i], x))
+               for x in b["pixel_values"]]
         colours = [{o["color"] for o in pairs["scenes"][i]["objects"]} for i in idx]
         assert set.intersection(*colours), colours
     with pytest.raises(ValueError, match="hard_negatives"):
         PairSampler(pairs, tokenizer, 4, hard_negatives=1.5)
     with pytest.raises(ValueError, match="slot"):
-        class_embeddings(ContrastiveModel(ViTConfig(**TINY_VISION)), tokenizer, ["red"], ["no slot"])
+        class_embeddings(ContrastiveModel(ViTConfig(**TINY_VISION)), tokenizer, ["red"],
+                         ["no slot"])
 
 
 def test_bad_images_give_clear_errors():

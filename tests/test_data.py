@@ -59,7 +59,8 @@ def matching(scene, attrs):
     size = scene["image_size"]
     out = []
     for o in scene["objects"]:
-        if all((cell_name(o["bbox"], size) if k == "position" else o[k]) == v for k, v in attrs.items()):
+        if all((cell_name(o["bbox"], size) if k == "position" else o[k]) == v
+               for k, v in attrs.items()):
             out.append(o)
     return out
 
@@ -81,11 +82,13 @@ def expected_answer(scene, question, qtype):
     if qtype == "existence":
         return "yes" if matching(scene, mentioned(question)) else "no"
     if qtype == "relation":
-        rel = next(r for r in (" to the left of ", " to the right of ", " above ", " below ") if r in question)
+        rel = next(r for r in (" to the left of ", " to the right of ", " above ", " below ")
+                   if r in question)
         left, right = question.split(rel)
         (ra, ca) = cell_of_box(the_one(scene, mentioned(left))["bbox"], size)
         (rb, cb) = cell_of_box(the_one(scene, mentioned(right))["bbox"], size)
-        holds = {" to the left of ": ca < cb, " to the right of ": ca > cb, " above ": ra < rb, " below ": ra > rb}[rel]
+        holds = {" to the left of ": ca < cb, " to the right of ": ca > cb,
+                 " above ": ra < rb, " below ": ra > rb}[rel]
         return "yes" if holds else "no"
     if qtype == "defect":
         defects = scene["defects"]
@@ -131,8 +134,8 @@ def scenes(n, **kw):
 
 @pytest.fixture(scope="module")
 def small_ds():
-    return data.build_dataset(n_train=60, n_validation=20, n_test=20, n_compositional=40, image_size=32,
-                              defect_prob=0.5)
+    return data.build_dataset(n_train=60, n_validation=20, n_test=20, n_compositional=40,
+                              image_size=32, defect_prob=0.5)
 
 
 def test_constants():
@@ -141,7 +144,8 @@ def test_constants():
 
 
 def test_same_seed_same_images_and_text():
-    kw = dict(n_train=12, n_validation=4, n_test=4, n_compositional=4, image_size=32, defect_prob=0.3)
+    kw = dict(n_train=12, n_validation=4, n_test=4, n_compositional=4, image_size=32,
+              defect_prob=0.3)
     a, b = data.build_dataset(**kw), data.build_dataset(**kw)
     for split in data.SPLITS:
         for ra, rb in zip(a[split], b[split]):
@@ -213,7 +217,8 @@ def test_answers_are_short_and_lowercase(small_ds):
 def test_yes_no_balance():
     answers = {"relation": [], "existence": []}
     for k, scene in enumerate(scenes(400, min_objects=2)):
-        for q in data.make_questions(scene, np.random.default_rng(k), qtypes=["relation", "existence"]):
+        for q in data.make_questions(scene, np.random.default_rng(k),
+                                     qtypes=["relation", "existence"]):
             answers[q["qtype"]].append(q["answer"] == "yes")
     for qtype, a in answers.items():
         assert 0.4 < np.mean(a) < 0.6, qtype
@@ -228,7 +233,8 @@ def test_captions_mention_every_object_truthfully():
                 assert f"{o['size']} {o['color']} {o['shape']}" in caption, (style, caption)
             if style in ("positions", "sentences"):
                 for o in scene["objects"]:
-                    assert f"{o['shape']} {'is ' if style == 'sentences' else ''}in the {o['position']}" in caption
+                    assert (f"{o['shape']} {'is ' if style == 'sentences' else ''}"
+                            f"in the {o['position']}" in caption)
             if style == "count":
                 assert caption.startswith(f"there {'is' if len(scene['objects']) == 1 else 'are'} "
                                           f"{len(scene['objects'])} object")
@@ -243,7 +249,8 @@ def test_compositional_split_disjoint_from_train(small_ds):
     for row in comp:
         assert {(o["color"], o["shape"]) for o in row["objects"]} & heldout
     # and the bigger default training split never shows them either
-    big = data.build_dataset(n_train=600, n_validation=0, n_test=0, n_compositional=0, image_size=32)
+    big = data.build_dataset(n_train=600, n_validation=0, n_test=0, n_compositional=0,
+                             image_size=32)
     pairs = {(o["color"], o["shape"]) for objs in big["train"]["objects"] for o in objs}
     assert not pairs & heldout and len(pairs) == 48 - len(heldout)
     assert not any(f"{c} {s}" in caption for caption in big["train"]["caption"] for c, s in heldout)
@@ -320,7 +327,8 @@ def test_load_dataset_caches(tmp_path):
     first = data.load_dataset(cache_dir=tmp_path, **kw)
     (entry,) = list(tmp_path.iterdir())
     again = data.load_dataset(cache_dir=tmp_path, **kw)
-    assert again["train"]["caption"] == first["train"]["caption"] == data.build_dataset(**kw)["train"]["caption"]
+    assert (again["train"]["caption"] == first["train"]["caption"]
+            == data.build_dataset(**kw)["train"]["caption"])
     assert len(list(tmp_path.iterdir())) == 1 and entry.name.startswith("shapes_world-")
     data.load_dataset(cache_dir=tmp_path, **{**kw, "seed": 1})
     assert len(list(tmp_path.iterdir())) == 2  # other parameters, other key

@@ -30,7 +30,8 @@ def test_grader_scores_a_partly_solved_notebook(tmp_path):
     solution = ROOT / "solutions" / "00_setup_and_data.ipynb"
     student = nbformat.read(ROOT / "exercises" / solution.name, as_version=4)
     answers = nbformat.read(solution, as_version=4)
-    first = next(i for i, c in enumerate(answers.cells) if c.metadata.get("nbgrader", {}).get("solution"))
+    first = next(i for i, c in enumerate(answers.cells)
+                 if c.metadata.get("nbgrader", {}).get("solution"))
     student.cells[first].source = answers.cells[first].source
     path = tmp_path / solution.name
     nbformat.write(student, path)

@@ -26,7 +26,8 @@ V = 97
 
 def tiny(**kw):
     torch.manual_seed(0)
-    cfg = dict(vocab_size=V, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=48)
+    cfg = dict(vocab_size=V, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64,
+               max_seq_len=48)
     model = LanguageModel(LMConfig(**{**cfg, **kw}))
     for p in model.parameters():  # larger weights than the init, so that differences show
         torch.nn.init.normal_(p, std=0.2)
@@ -41,7 +42,8 @@ def test_shapes_and_loss():
     m, x = tiny(), ids()
     out = m(x, labels=x)
     assert out.logits.shape == (2, 20, V) and out.hidden_states.shape == (2, 20, 32)
-    manual = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, V), x[:, 1:].reshape(-1))
+    manual = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, V),
+                                               x[:, 1:].reshape(-1))
     assert torch.allclose(out.loss, manual)
     emb = m(inputs_embeds=m.embed_tokens(x)).logits
     assert torch.allclose(emb, out.logits)
@@ -100,11 +102,14 @@ def test_attention_mask_padding():
     assert torch.allclose(m(x, attention_mask=torch.ones(1, 10)).logits, m(x).logits, atol=1e-6)
 
 
-@pytest.mark.parametrize("kw", [{}, {"temperature": 1.0, "top_k": 10}, {"temperature": 0.8, "top_p": 0.9}])
+@pytest.mark.parametrize("kw", [{}, {"temperature": 1.0, "top_k": 10},
+                                {"temperature": 0.8, "top_p": 0.9}])
 def test_generation_same_with_and_without_cache(kw):
     m, x = tiny(), ids(T=5)
-    a = generate(m, x, max_new_tokens=25, use_cache=True, generator=torch.Generator().manual_seed(0), **kw)
-    b = generate(m, x, max_new_tokens=25, use_cache=False, generator=torch.Generator().manual_seed(0), **kw)
+    a = generate(m, x, max_new_tokens=25, use_cache=True,
+                 generator=torch.Generator().manual_seed(0), **kw)
+    b = generate(m, x, max_new_tokens=25, use_cache=False,
+                 generator=torch.Generator().manual_seed(0), **kw)
     assert a.shape == (2, 30) and torch.equal(a[:, :5], x) and torch.equal(a, b)
     e1 = generate(m, inputs_embeds=m.embed_tokens(x), max_new_tokens=10, use_cache=True,
                   generator=torch.Generator().manual_seed(0), **kw)
@@ -150,7 +155,8 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     tok = train_tokenizer(["a red circle above a blue square."] * 20, vocab_size=300)
     m = tiny(vocab_size=len(tok))
     m.save_pretrained(tmp_path / "lm", tok, metrics={"steps": 1})
-    m2, tok2 = LanguageModel.from_pretrained(tmp_path / "lm", device="cpu"), load_tokenizer(tmp_path / "lm")
+    m2, tok2 = (LanguageModel.from_pretrained(tmp_path / "lm", device="cpu"),
+                load_tokenizer(tmp_path / "lm"))
     x = torch.tensor([tok("a red square").input_ids])
     assert torch.equal(m2(x).logits, m(x).logits) and len(tok2) == len(tok)
     assert load_metrics(tmp_path / "lm") == {"steps": 1}
@@ -164,7 +170,8 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown LMConfig fields"):
         LanguageModel.from_pretrained(tmp_path / "lm")
     (tmp_path / "lm" / "config.json").write_text(json.dumps(cfg))
-    other = train_tokenizer(["a red circle above a blue square and more words here."] * 20, vocab_size=320)
+    other = train_tokenizer(["a red circle above a blue square and more words here."] * 20,
+                            vocab_size=320)
     other.save_pretrained(tmp_path / "lm")  # weights and config agree, the tokenizer does not
     with pytest.raises(ValueError, match="do not belong together"):
         LanguageModel.from_pretrained(tmp_path / "lm")
@@ -195,6 +202,7 @@ def test_train_reference_and_load_reference(tmp_path, monkeypatch):
     model, tok = load_reference(device="cpu")
     assert model.config.vocab_size == len(tok)
     mine = tiny(vocab_size=len(tok))
-    mine.save_pretrained(tmp_path / "data" / "artifacts" / "lm", tok)  # the reader's own is preferred
+    # the reader's own is preferred
+    mine.save_pretrained(tmp_path / "data" / "artifacts" / "lm", tok)
     again, _ = load_reference(device="cpu")
     assert again.config.dim == 32

@@ -22,7 +22,8 @@ from minimllm.train import trainable_report
 from minimllm.vision import ViTConfig, to_pixel_values
 
 IMAGE_SIZE = 32
-VIT = dict(image_size=IMAGE_SIZE, patch_size=8, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32)
+VIT = dict(image_size=IMAGE_SIZE, patch_size=8, hidden_size=16, num_layers=1, num_heads=2,
+           intermediate_size=32)
 N = (IMAGE_SIZE // 8) ** 2  # 16 patches
 
 
@@ -33,7 +34,8 @@ def tokenizer():
 
 def tiny(tokenizer, projector="mlp", seed=0, **kw):
     torch.manual_seed(seed)
-    lm = LMConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=96)
+    lm = LMConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                  ffn_dim=64, max_seq_len=96)
     return MLLM(MLLMConfig(vision=ViTConfig(**VIT), lm=lm, projector=projector, **kw)).eval()
 
 
@@ -56,7 +58,8 @@ def test_processor_expands_each_placeholder_to_m_tokens(tokenizer):
     assert (ids[0] == IMAGE_TOKEN_ID).sum() == 5 and (ids[1] == IMAGE_TOKEN_ID).sum() == 10
     assert out["pixel_values"].shape == (3, 3, IMAGE_SIZE, IMAGE_SIZE)
     assert ids[0, 0] == tokenizer.bos_token_id and (ids[0, 1:6] == IMAGE_TOKEN_ID).all()
-    assert out["attention_mask"].sum(1).tolist() == [int((r != tokenizer.pad_token_id).sum()) for r in ids]
+    assert (out["attention_mask"].sum(1).tolist()
+            == [int((r != tokenizer.pad_token_id).sum()) for r in ids])
     with pytest.raises(ValueError, match="placeholders"):
         proc([f"{IMAGE_TOKEN} one", "no image"], images(2))
     with pytest.raises(ValueError, match="placeholders"):
@@ -68,7 +71,8 @@ def test_labels_masked_on_image_and_prompt_positions(tokenizer):
     targets = ["a large red circle.", "a small blue square in the center and a large green star."]
     out = proc([f"{IMAGE_TOKEN} describe the image.", IMAGE_TOKEN], images(2), targets=targets)
     ids, labels = out["input_ids"], out["labels"]
-    for i, (prompt, target) in enumerate(zip([f"{IMAGE_TOKEN} describe the image.", IMAGE_TOKEN], targets)):
+    for i, (prompt, target) in enumerate(zip([f"{IMAGE_TOKEN} describe the image.", IMAGE_TOKEN],
+                                             targets)):
         n_prompt = len(tokenizer(proc.expand(prompt)).input_ids)
         answer = tokenizer(target, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
         assert (labels[i, :n_prompt] == -100).all()                       # start, image, prompt
@@ -87,7 +91,8 @@ def test_merge_scatters_in_order_and_count_check_raises(tokenizer):
     with pytest.raises(ValueError, match="do not match"):
         merge_image_features(embeds, ids, feats[:2])
     model = tiny(tokenizer)
-    unexpanded = tokenizer(f"{IMAGE_TOKEN} a red circle.", return_tensors="pt").input_ids  # 1 placeholder, M = 16
+    # 1 placeholder, M = 16
+    unexpanded = tokenizer(f"{IMAGE_TOKEN} a red circle.", return_tensors="pt").input_ids
     pixels = to_pixel_values(images(1))
     with pytest.raises(ValueError, match="do not match"):
         model(unexpanded, pixels)
@@ -120,13 +125,16 @@ def test_llava_equivalence(tokenizer, projector, layer):
     inputs = proc([f"{IMAGE_TOKEN} the image shows", f"a {IMAGE_TOKEN} b"], images(2, seed=3))
     hf = to_transformers(model)
     assert type(hf).__name__ == "LlavaForConditionalGeneration"
-    assert hf.config.vision_feature_select_strategy == "full" and hf.config.image_token_id == IMAGE_TOKEN_ID
+    assert hf.config.vision_feature_select_strategy == "full"
+    assert hf.config.image_token_id == IMAGE_TOKEN_ID
     with torch.no_grad():
         ours = model(inputs["input_ids"], inputs["pixel_values"]).logits
         theirs = hf(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"]).logits
-        other = hf(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"].flip(0)).logits
+        other = hf(input_ids=inputs["input_ids"],
+                   pixel_values=inputs["pixel_values"].flip(0)).logits
     assert ((ours - theirs).norm() / theirs.norm()).item() < 1e-5
-    assert not torch.allclose(other, theirs, atol=1e-4)  # the images really go through LLaVA's merge
+    # the images really go through LLaVA's merge
+    assert not torch.allclose(other, theirs, atol=1e-4)
 
 
 def test_to_transformers_refuses_projectors_llava_lacks(tokenizer):
@@ -157,24 +165,28 @@ def test_overfit_one_batch_and_generation_depends_on_the_image(tokenizer):
     assert caption_accuracy(scenes, generated)["accuracy"] == 1.0
     # the KV cache changes nothing
     inputs = proc([IMAGE_TOKEN] * 2, pics)
-    with_cache = model.generate(inputs["input_ids"], inputs["pixel_values"], max_new_tokens=12, eos_token_id=None)
-    no_cache = model.generate(inputs["input_ids"], inputs["pixel_values"], max_new_tokens=12, eos_token_id=None,
-                              use_cache=False)
+    with_cache = model.generate(inputs["input_ids"], inputs["pixel_values"], max_new_tokens=12,
+                                eos_token_id=None)
+    no_cache = model.generate(inputs["input_ids"], inputs["pixel_values"], max_new_tokens=12,
+                              eos_token_id=None, use_cache=False)
     assert torch.equal(with_cache, no_cache)
 
 
 def test_caption_accuracy_scores_attributes_and_positions():
-    scene = {"objects": [{"color": "red", "shape": "circle", "size": "large", "position": "top left"},
-                         {"color": "blue", "shape": "square", "size": "small", "position": "center"}], "defects": []}
+    scene = {"objects": [
+        {"color": "red", "shape": "circle", "size": "large", "position": "top left"},
+        {"color": "blue", "shape": "square", "size": "small", "position": "center"},
+    ], "defects": []}
     ref = make_caption(scene, style="positions")
     assert ref == "a large red circle in the top left and a small blue square in the center."
-    assert caption_accuracy([scene], [ref]) == {"accuracy": 1.0, "named": 1.0, "position": 1.0, "size": 1.0,
-                                                "hallucinated": 0.0, "exact": 1.0}
+    assert caption_accuracy([scene], [ref]) == {"accuracy": 1.0, "named": 1.0, "position": 1.0,
+                                                "size": 1.0, "hallucinated": 0.0, "exact": 1.0}
     wrong = "a large red circle in the top center and a small green square in the center."
     s = caption_accuracy([scene], [wrong])
     assert s["accuracy"] == 0.0 and s["named"] == 0.5 and s["hallucinated"] == 0.5
     assert s["position"] == 0.5  # "center" is named (for the wrong object), "top left" is not
-    other_style = "there are 2 objects. a large red circle is in the top left. a small blue star is in the center."
+    other_style = ("there are 2 objects. a large red circle is in the top left. "
+                   "a small blue star is in the center.")
     assert caption_accuracy([scene], [other_style], style=None)["accuracy"] == 0.5
     assert parse_caption("a large red circle above a small blue square.")[0]["position"] is None
     with pytest.raises(ValueError):
@@ -228,13 +240,16 @@ def test_main_job_quick_trains_the_encoder_and_saves_what_it_reports(tmp_path):
     model = MLLM.from_pretrained(tmp_path / "mllm", device="cpu")
     before, after = start_vision.state_dict(), model.vision.state_dict()
     # vision_feature_layer=-4 reads the first block: it trains; the last block is not in the path
-    assert not torch.equal(after["layers.0.self_attn.q_proj.weight"], before["layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(after["layers.0.self_attn.q_proj.weight"],
+                           before["layers.0.self_attn.q_proj.weight"])
     assert torch.equal(after["layers.3.mlp.fc1.weight"], before["layers.3.mlp.fc1.weight"])
     saved = json.loads((tmp_path / "mllm" / "metrics.json").read_text())
     assert saved["accuracy"] == round(metrics["accuracy"], 4) and 0.0 <= saved["accuracy"] <= 1.0
-    assert saved["passed"] is True and saved["settings"]["n_train"] == 64  # quick mode sets no target
+    # quick mode sets no target
+    assert saved["passed"] is True and saved["settings"]["n_train"] == 64
     assert (tmp_path / "mllm" / "captions.png").stat().st_size > 1000
-    assert metrics["loss_png"] == str(tmp_path / "mllm" / "loss.png") and (tmp_path / "mllm" / "loss.png").stat().st_size > 1000
+    assert metrics["loss_png"] == str(tmp_path / "mllm" / "loss.png")
+    assert (tmp_path / "mllm" / "loss.png").stat().st_size > 1000
 
 
 def test_minimllm_train_exits_non_zero_below_the_target(monkeypatch):
@@ -242,7 +257,8 @@ def test_minimllm_train_exits_non_zero_below_the_target(monkeypatch):
     from minimllm.cli import main
 
     for passed, code in ((False, 1), (True, 0)):
-        monkeypatch.setattr(minimllm.captioning, "main_job", lambda quick, seed, p=passed: {"passed": p})
+        monkeypatch.setattr(minimllm.captioning, "main_job",
+                            lambda quick, seed, p=passed: {"passed": p})
         assert main(["train", "--quick"]) == code
 
 
@@ -251,17 +267,23 @@ def test_unfreeze_vision_trains_exactly_the_encoder_parameters_that_get_gradient
     from minimllm.mllm import unfreeze_vision
 
     torch.manual_seed(0)
-    lm = LMConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=4, n_kv_heads=2, ffn_dim=64, max_seq_len=96)
-    model = MLLM(MLLMConfig(vision=ViTConfig(**dict(VIT, num_layers=3)), lm=lm, vision_feature_layer=layer))
+    lm = LMConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=4, n_kv_heads=2,
+                  ffn_dim=64, max_seq_len=96)
+    model = MLLM(MLLMConfig(vision=ViTConfig(**dict(VIT, num_layers=3)), lm=lm,
+                            vision_feature_layer=layer))
     configure_stage(model, 2)
     unfreeze_vision(model)
     trainable = {n for n, p in model.vision.named_parameters() if p.requires_grad}
+    # now let every encoder parameter collect a gradient, to see which do
     for p in model.vision.parameters():
-        p.requires_grad_(True)  # now let every encoder parameter collect a gradient, to see which do
-    inputs = MLLMProcessor(tokenizer, model.num_image_tokens, IMAGE_SIZE)([f"{IMAGE_TOKEN} a"] * 2, images(2))
+        p.requires_grad_(True)
+    inputs = MLLMProcessor(tokenizer, model.num_image_tokens, IMAGE_SIZE)(
+        [f"{IMAGE_TOKEN} a"] * 2, images(2))
     model(inputs["input_ids"], inputs["pixel_values"]).logits.square().mean().backward()
-    reached = {n for n, p in model.vision.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    reached = {n for n, p in model.vision.named_parameters()
+               if p.grad is not None and p.grad.abs().sum() > 0}
     assert trainable == reached
     assert ("post_layernorm.weight" in trainable) == (layer == -1)
-    assert ("layers.0.mlp.fc1.weight" in trainable) == (layer != -4)  # -4 of 3 blocks: the patch embeddings
+    # -4 of 3 blocks: the patch embeddings
+    assert ("layers.0.mlp.fc1.weight" in trainable) == (layer != -4)
     assert {"patch_embed.proj.weight", "position_embedding"} <= trainable

@@ -53,7 +53,8 @@ def test_export_check_catches_a_hand_edit_and_an_orphan(tmp_path):
 
 def test_export_refuses_a_module_built_by_two_notebooks(tmp_path):
     for name in ("00_a", "01_b"):
-        nbformat.write(_notebook("#| default_exp same", "#| export\nX = 1"), tmp_path / f"{name}.ipynb")
+        nbformat.write(_notebook("#| default_exp same", "#| export\nX = 1"),
+                       tmp_path / f"{name}.ipynb")
     with pytest.raises(ValueError, match="exported by"):
         nbtools.exported(tmp_path)
 
@@ -66,13 +67,15 @@ def test_export_before_default_exp_is_an_error(tmp_path):
 
 def test_export_names_each_cell_and_lists_public_names(tmp_path):
     nbformat.write(_notebook("#| default_exp alpha", '#| export\n"""Alpha."""\nimport os\n\nA = 1',
-                             "x = 0", "#| export\ndef f():\n    return 2\n\n\nclass _Hidden:\n    pass"),
+                             "x = 0",
+                             "#| export\ndef f():\n    return 2\n\n\nclass _Hidden:\n    pass"),
                    tmp_path / "00_x.ipynb")
     source = nbtools.exported(tmp_path)["alpha"]
     namespace = {}
     exec(source, namespace)
     assert namespace["__doc__"] == "Alpha.", "the first cell's docstring stays the module docstring"
-    assert namespace["__all__"] == ["A", "f"], "public names only, imports and _private ones left out"
+    assert namespace["__all__"] == ["A", "f"], (
+        "public names only, imports and _private ones left out")
     assert "# %% 00_x.ipynb cell 1\nimport os" in source
     assert "# %% 00_x.ipynb cell 3\ndef f():" in source
 
@@ -97,9 +100,12 @@ def test_update_writes_an_edited_block_back_to_its_cell(tmp_path):
 
 def test_stub_replaces_solution_and_drops_hidden_tests():
     sol = _notebook("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
-                    "assert f(2) == 4\n### BEGIN HIDDEN TESTS\nassert f(3) == 6\n### END HIDDEN TESTS")
-    sol.cells[0].metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": "ex1-solution"}
-    sol.cells[1].metadata["nbgrader"] = {"solution": False, "grade": True, "grade_id": "ex1-check", "points": 1}
+                    ("assert f(2) == 4\n### BEGIN HIDDEN TESTS\n"
+                     "assert f(3) == 6\n### END HIDDEN TESTS"))
+    sol.cells[0].metadata["nbgrader"] = {"solution": True, "grade": False,
+                                         "grade_id": "ex1-solution"}
+    sol.cells[1].metadata["nbgrader"] = {"solution": False, "grade": True, "grade_id": "ex1-check",
+                                         "points": 1}
     sol.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi")]
     ex = nbtools.make_exercise(sol)
     assert ex.cells[0].source == "def f(x):\n    raise NotImplementedError()"
@@ -129,4 +135,5 @@ def test_every_solution_cell_has_markers():
         check_cells = [c for c in nb.cells if nbtools.nbgrader_meta(c).get("grade")]
         assert len(check_cells) >= 3, f"{sol.name}: at least 3 exercises per chapter"
         for cell in solution_cells:
-            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, sol.name
+            assert ("### BEGIN SOLUTION" in cell.source
+                    and "### END SOLUTION" in cell.source), sol.name

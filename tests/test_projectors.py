@@ -1,4 +1,5 @@
-"""Tests of minimllm.projectors: shapes, gradients, locality vs non-locality, references, bad input."""
+"""Tests of minimllm.projectors: shapes, gradients, locality vs non-locality, references,
+bad input."""
 
 import math
 
@@ -40,12 +41,15 @@ def _changed_tokens(proj, x, patch, delta=3.0):
 
 
 CASES = [("linear", None, {}, 64), ("mlp", None, {}, 64),
-         ("pixel_shuffle", None, dict(scale_factor=1), 64), ("pixel_shuffle", None, dict(scale_factor=2), 16),
-         ("pixel_shuffle", None, dict(scale_factor=4), 4), ("pixel_shuffle", 4, dict(n_patches=64), 4),
+         ("pixel_shuffle", None, dict(scale_factor=1), 64),
+         ("pixel_shuffle", None, dict(scale_factor=2), 16),
+         ("pixel_shuffle", None, dict(scale_factor=4), 4),
+         ("pixel_shuffle", 4, dict(n_patches=64), 4),
          ("resampler", 1, {}, 1), ("resampler", 9, {}, 9), ("resampler", None, {}, 16),
          ("qformer", 5, {}, 5), ("qformer", 32, dict(depth=3), 32),
-         ("c_abstractor", 1, {}, 1), ("c_abstractor", 4, {}, 4), ("c_abstractor", 16, dict(depth=2), 16),
-         ("c_abstractor", 64, {}, 64), ("c_abstractor", 9, dict(depth=0), 9)]
+         ("c_abstractor", 1, {}, 1), ("c_abstractor", 4, {}, 4),
+         ("c_abstractor", 16, dict(depth=2), 16), ("c_abstractor", 64, {}, 64),
+         ("c_abstractor", 9, dict(depth=0), 9)]
 
 
 @pytest.mark.parametrize("kind,m,kw,expected", CASES, ids=[f"{c[0]}-{c[3]}" for c in CASES])
@@ -68,7 +72,8 @@ def test_query_projectors_take_any_number_of_patches():
 @pytest.mark.parametrize("kind", sorted(PROJECTORS))
 def test_gradient_reaches_every_parameter(kind):
     torch.manual_seed(0)
-    proj = build_projector(kind, DV, DL, num_tokens=None if kind in ("linear", "mlp", "pixel_shuffle") else 4)
+    proj = build_projector(kind, DV, DL,
+                           num_tokens=None if kind in ("linear", "mlp", "pixel_shuffle") else 4)
     x = _feats().requires_grad_(True)
     out = proj(x)
     (out * torch.randn_like(out)).sum().backward()
@@ -93,10 +98,11 @@ def test_mlp_projector_equals_transformers_llava_projector():
     from transformers import LlamaConfig, LlavaConfig, SiglipVisionConfig
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-    cfg = LlavaConfig(vision_config=SiglipVisionConfig(hidden_size=DV, intermediate_size=32, num_hidden_layers=1,
-                                                       num_attention_heads=4),
-                      text_config=LlamaConfig(hidden_size=DL, intermediate_size=48, num_hidden_layers=1,
-                                              num_attention_heads=4, vocab_size=64),
+    cfg = LlavaConfig(vision_config=SiglipVisionConfig(hidden_size=DV, intermediate_size=32,
+                                                       num_hidden_layers=1, num_attention_heads=4),
+                      text_config=LlamaConfig(hidden_size=DL, intermediate_size=48,
+                                              num_hidden_layers=1, num_attention_heads=4,
+                                              vocab_size=64),
                       projector_hidden_act="gelu", vision_feature_layer=-1)
     ref = LlavaMultiModalProjector(cfg)
     ours = MLPProjector(DV, DL)
@@ -118,11 +124,13 @@ def test_linear_mlp_pixel_shuffle_are_local():
 
 def _cabstractor_reach(r, c, depth, side):
     """Output cells a perturbation at patch (r, c) can reach: `depth` 3x3 convs before pooling
-    (a ring of patches each), the pooling windows, `depth` 3x3 convs after (a ring of cells each)."""
+    (a ring of patches each), the pooling windows, `depth` 3x3 convs after
+    (a ring of cells each)."""
     cells = set()
     for rr in range(max(0, r - depth), min(G, r + depth + 1)):
         for cc in range(max(0, c - depth), min(G, c + depth + 1)):
-            for i in range(side):  # adaptive pooling window of cell i: [floor(iG/s), ceil((i+1)G/s))
+            # adaptive pooling window of cell i: [floor(iG/s), ceil((i+1)G/s))
+            for i in range(side):
                 for j in range(side):
                     if (i * G // side <= rr < math.ceil((i + 1) * G / side)
                             and j * G // side <= cc < math.ceil((j + 1) * G / side)):
@@ -148,7 +156,8 @@ def test_c_abstractor_is_local(depth, m):
         reach = _cabstractor_reach(r, c, depth, side)
         assert changed <= reach, (r, c, changed, reach)
         own = {i * side + j for i in range(side) for j in range(side)
-               if i * G // side <= r < math.ceil((i + 1) * G / side) and j * G // side <= c < math.ceil((j + 1) * G / side)}
+               if i * G // side <= r < math.ceil((i + 1) * G / side)
+               and j * G // side <= c < math.ceil((j + 1) * G / side)}
         assert own <= changed  # its own pooling cell(s) do change
         if depth == 0:
             assert changed == own
@@ -189,7 +198,8 @@ def test_resampler_attention_keys_are_features_and_latents():
     torch.testing.assert_close(attns[0].sum(-1), torch.ones(2, 4, 5))
     qf = QFormer(DV, DL, num_queries=5, depth=4)
     _, cross = qf(_feats(), return_attention=True)
-    assert len(cross) == 2 and cross[0].shape == (2, 4, 5, G * G)  # cross-attention every other block
+    # cross-attention every other block
+    assert len(cross) == 2 and cross[0].shape == (2, 4, 5, G * G)
 
 
 def test_attention_manual_equals_sdpa():
@@ -205,7 +215,8 @@ def test_projections_are_plain_linear_layers_and_peft_wraps_them():
     from peft import LoraConfig, inject_adapter_in_model
 
     for kind in ("linear", "mlp", "pixel_shuffle", "resampler", "qformer"):
-        proj = build_projector(kind, DV, DL, num_tokens=None if kind in ("linear", "mlp", "pixel_shuffle") else 4)
+        proj = build_projector(kind, DV, DL,
+                               num_tokens=None if kind in ("linear", "mlp", "pixel_shuffle") else 4)
         for name, mod in proj.named_modules():
             for _, p in mod.named_parameters(recurse=False):
                 if p.ndim == 2 and name:  # every weight matrix belongs to an nn.Linear
@@ -252,11 +263,13 @@ def test_bad_configurations_raise_clear_errors():
 
 def test_factory_and_config_round_trip():
     for kind in PROJECTORS:
-        proj = build_projector(kind, DV, DL, n_patches=64, **({} if kind != "qformer" else dict(depth=3)))
+        proj = build_projector(kind, DV, DL, n_patches=64,
+                               **({} if kind != "qformer" else dict(depth=3)))
         assert isinstance(proj, PROJECTORS[kind]) and proj.kind == kind
         again = ProjectorConfig(**proj.config.to_dict()).build()
         assert type(again) is type(proj) and again.num_tokens(64) == proj.num_tokens(64)
-        assert sum(p.numel() for p in again.parameters()) == sum(p.numel() for p in proj.parameters())
+        assert (sum(p.numel() for p in again.parameters())
+                == sum(p.numel() for p in proj.parameters()))
     assert build_projector("pixel_shuffle", DV, DL, num_tokens=16, n_patches=64).scale_factor == 2
     assert build_projector("c_abstractor", DV, DL, num_tokens=9).num_tokens(64) == 9
     assert ProjectorConfig("resampler", DV, DL, num_tokens=3).build().num_tokens(100) == 3

@@ -48,14 +48,16 @@ def test_save_load_round_trip(tok, tmp_path):
 
 
 def test_chat_template_and_assistant_mask(tok):
-    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "<image>\ncolor?"},
+    chat = [{"role": "system", "content": "be brief"},
+            {"role": "user", "content": "<image>\ncolor?"},
             {"role": "assistant", "content": "red."}]
     text = tok.apply_chat_template(chat, tokenize=False)
     assert text == ("<s><|system|>\nbe brief<|end|>\n<|user|>\n<image>\ncolor?<|end|>\n"
                     "<|assistant|>\nred.<|end|>\n")
     prompt = tok.apply_chat_template(chat[:2], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|user|>\n<image>\ncolor?<|end|>\n<|assistant|>\n")
-    enc = tok.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    enc = tok.apply_chat_template(chat, tokenize=True, return_dict=True,
+                                  return_assistant_tokens_mask=True)
     kept = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
     assert tok.decode(kept) == "red.<|end|>"
     with pytest.raises(Exception, match="unknown chat role"):
@@ -75,9 +77,11 @@ def test_reserved_ids_and_padding():
     tok = train_tokenizer(["a red circle."] * 10, vocab_size=300)
     for name, token in SPECIAL_TOKENS.items():
         assert tok.convert_tokens_to_ids(token) == SPECIAL_IDS[name]
-    assert (tok.pad_token_id, tok.eos_token_id, tok.convert_tokens_to_ids("<image>")) == (PAD_ID, EOS_ID, IMAGE_TOKEN_ID)
+    assert ((tok.pad_token_id, tok.eos_token_id, tok.convert_tokens_to_ids("<image>"))
+            == (PAD_ID, EOS_ID, IMAGE_TOKEN_ID))
     ids, mask = pad_sequences([[5, 6, 7], [8]], pad_id=PAD_ID)
-    assert ids.tolist() == [[5, 6, 7], [8, PAD_ID, PAD_ID]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert ids.tolist() == [[5, 6, 7], [8, PAD_ID, PAD_ID]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
     labels, _ = pad_sequences([[1], [2, 3]], pad_id=-100, length=4)
     assert labels.tolist() == [[1, -100, -100, -100], [2, 3, -100, -100]]
     with pytest.raises(ValueError, match="more than length"):

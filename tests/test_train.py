@@ -43,7 +43,8 @@ def test_loss_falls_and_eval_runs():
 def test_schedule():
     cfg = TrainConfig(steps=100, lr=1.0)
     assert cfg.warmup == 5
-    assert lr_multiplier(0, cfg) == pytest.approx(0.2) and lr_multiplier(4, cfg) == pytest.approx(1.0)
+    assert lr_multiplier(0, cfg) == pytest.approx(0.2)
+    assert lr_multiplier(4, cfg) == pytest.approx(1.0)
     assert lr_multiplier(100, cfg) == pytest.approx(0.1)
     with pytest.raises(ValueError):
         TrainConfig(steps=0)

@@ -20,7 +20,8 @@ def test_quick_reads_the_environment(monkeypatch):
 
 def test_device_choice_and_clear_errors(monkeypatch):
     monkeypatch.delenv("MINIMLLM_DEVICE", raising=False)
-    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    expected = ("cuda" if torch.cuda.is_available()
+                else "mps" if torch.backends.mps.is_available() else "cpu")
     assert utils.get_device().type == expected
     assert utils.get_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
@@ -72,7 +73,8 @@ def test_plots_draw_what_they_are_given():
     lines = ax.get_lines()
     assert [list(line.get_ydata()) for line in lines] == [[3, 2, 1], [3.5, 1.5]]
     assert list(lines[1].get_xdata()) == [0, 2]
-    fig = utils.show_images([torch.rand(3, 8, 8), np.zeros((8, 8)), torch.rand(1, 8, 8)], titles=["a", "b", "c"])
+    fig = utils.show_images([torch.rand(3, 8, 8), np.zeros((8, 8)), torch.rand(1, 8, 8)],
+                            titles=["a", "b", "c"])
     assert [ax.get_title() for ax in fig.axes[:3]] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="titles"):
         utils.show_images([np.zeros((4, 4))], titles=["a", "b"])
@@ -84,9 +86,11 @@ def test_init_weights_draws_small_normal_weights_and_zero_biases():
     from minimllm.utils import init_weights
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Embedding(300, 64), torch.nn.LayerNorm(8))
+    net = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Embedding(300, 64),
+                              torch.nn.LayerNorm(8))
     net.apply(init_weights)
-    assert abs(net[0].weight.std().item() - 0.02) < 0.001 and abs(net[1].weight.std().item() - 0.02) < 0.002
+    assert abs(net[0].weight.std().item() - 0.02) < 0.001
+    assert abs(net[1].weight.std().item() - 0.02) < 0.002
     assert torch.count_nonzero(net[0].bias) == 0
     assert torch.equal(net[2].weight, torch.ones(8)), "norms keep their own initialisation"
 

@@ -15,7 +15,8 @@ from minimllm.vision import (
     unpatchify,
 )
 
-TINY = dict(image_size=16, patch_size=4, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+TINY = dict(image_size=16, patch_size=4, hidden_size=32, num_layers=2, num_heads=4,
+            intermediate_size=64)
 
 
 def _randomize(model, scale=0.05):
@@ -150,8 +151,10 @@ def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
         VisionTransformer(ViTConfig(**TINY)).save_pretrained(tmp_path / "enc")
     monkeypatch.undo()
     again = VisionTransformer.from_pretrained(tmp_path / "enc", device="cpu")
-    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc"], "no half-written folder is left behind"
+    assert all(torch.equal(a, b)
+               for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc"], (
+        "no half-written folder is left behind")
 
 
 def test_feature_layer_runs_the_blocks_up_to_it():
@@ -163,8 +166,10 @@ def test_feature_layer_runs_the_blocks_up_to_it():
         for block in model.layers:
             h, _ = block(h)
             states.append(h)
-        torch.testing.assert_close(model(x, feature_layer=-3).last_hidden_state, states[0])  # embeddings
-        torch.testing.assert_close(model(x, feature_layer=-2).last_hidden_state, states[1])  # after block 1
+        # embeddings
+        torch.testing.assert_close(model(x, feature_layer=-3).last_hidden_state, states[0])
+        # after block 1
+        torch.testing.assert_close(model(x, feature_layer=-2).last_hidden_state, states[1])
         torch.testing.assert_close(model(x).last_hidden_state, model.post_layernorm(states[2]))
     assert [model.blocks_up_to(k) for k in (-1, -2, -3)] == [2, 1, 0]
     with pytest.raises(ValueError, match="feature_layer=-4"):
