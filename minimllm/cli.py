@@ -2,7 +2,8 @@
 
     minimllm env                 environment report (versions, device, bf16, bitsandbytes)
     minimllm demo                environment check, data preview, then the main job
-    minimllm train               the main job: train the MLLM on Shapes World, report accuracy
+    minimllm train               the main job: train the assistant on Shapes World, report accuracy
+    minimllm chat --image PATH "question"   ask the trained assistant about an image
     minimllm grade NOTEBOOK      grade an exercise notebook
     minimllm checkpoints         train the reference checkpoints into data/checkpoints/
 """
@@ -32,7 +33,7 @@ def cmd_demo(args) -> int:
 
     start = time.time()
     cmd_env(args)
-    ds = data.build_dataset()
+    ds = data.build_dataset(n_train=8, n_validation=8, n_test=8, n_compositional=8)
     print(f"\nShapes World: {', '.join(f'{k} {len(v)}' for k, v in ds.items())} "
           f"(built in {time.time() - start:.1f} s)")
     rows = ds["test"].select(range(8))
@@ -49,12 +50,34 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    """The main job: a LLaVA-style MLLM aligned and tuned on Shapes World from the pretrained
-    towers (chapter 05); prints the held-out caption accuracy and saves captioned test images."""
-    from minimllm.captioning import main_job
+    """The main job: the Shapes World assistant, aligned and instruction-tuned from the pretrained
+    towers (chapter 07); prints its accuracies and exits non-zero below the targets."""
+    from minimllm.assistant import main_job
 
     metrics = main_job(quick=args.quick, seed=args.seed)
     return 0 if metrics["passed"] else 1  # below the target accuracy: a failure the shell can see
+
+
+def cmd_chat(args) -> int:
+    """One question about one image (PNG, JPEG, ... of any size and mode) to a trained assistant."""
+    from PIL import Image, UnidentifiedImageError
+
+    from minimllm.chat import ChatProcessor, chat, image_turn
+    from minimllm.mllm import MLLM
+    from minimllm.pretrained import find_pretrained
+
+    try:
+        image = Image.open(args.image)
+        image.load()
+    except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError) as error:
+        raise SystemExit(f"cannot read the image {args.image!r} ({type(error).__name__}: {error}): "
+                         "give a PNG or JPEG file") from None
+    path = args.model or find_pretrained("assistant")
+    model, processor = MLLM.from_pretrained(path), ChatProcessor.from_pretrained(path)
+    reply = chat(model, processor, [image_turn(args.question)], [image.convert("RGB")],
+                 max_new_tokens=args.max_new_tokens)[0]
+    print(reply)
+    return 0
 
 
 def cmd_grade(args) -> int:
@@ -69,6 +92,7 @@ def cmd_grade(args) -> int:
 CHECKPOINTS = (
     ("lm", "minimllm.lm:train_reference"),  # chapter 01: tokenizer + language model
     ("vision", "minimllm.contrastive:train_reference"),  # chapter 03: SigLIP-pretrained ViT
+    ("assistant", "minimllm.assistant:train_reference"),  # chapter 07: the main job's model
 )
 
 
@@ -107,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--quick", action="store_true", help="a few steps only (a smoke test)")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=func)
+    q = sub.add_parser("chat", help="ask the trained assistant a question about an image")
+    q.add_argument("question", help='e.g. "what colour is the circle?"')
+    q.add_argument("--image", required=True, help="a PNG or JPEG file (any size; resized)")
+    q.add_argument("--model", help="a saved assistant (default: data/artifacts/assistant, "
+                                   "else data/checkpoints/assistant)")
+    q.add_argument("--max-new-tokens", type=int, default=48)
+    q.set_defaults(func=cmd_chat)
     g = sub.add_parser("grade", help="grade an exercise notebook")
     g.add_argument("notebook")
     g.add_argument("--source", help="the instructor's notebook (default: solutions/<same name>)")
@@ -115,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("checkpoints", help="train the reference checkpoints into data/checkpoints/")
     c.add_argument("--quick", action="store_true",
                    help="a few steps only (for testing the command)")
-    c.add_argument("--only", nargs="+", metavar="NAME", help="build only these (lm, vision)")
+    c.add_argument("--only", nargs="+", metavar="NAME",
+                   help="build only these (lm, vision, assistant)")
     c.set_defaults(func=cmd_checkpoints)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -118,10 +118,14 @@ class MLLMProcessor:
         if targets is not None:
             out["labels"] = pad_sequences(label_rows, -100)[0]
         if images is not None:
-            out["pixel_values"] = (images.float()
-                                   if isinstance(images, torch.Tensor) and images.ndim == 4
-                                   else to_pixel_values(images, image_size=self.image_size))
+            out["pixel_values"] = self.pixel_values(images)
         return out
+
+    def pixel_values(self, images) -> torch.Tensor:
+        """Images (PIL, arrays, or a (n, 3, S, S) tensor already in [-1, 1]) -> (n, 3, S, S)."""
+        if isinstance(images, torch.Tensor) and images.ndim == 4:
+            return images.float()
+        return to_pixel_values(images, image_size=self.image_size)
 
     @staticmethod
     def count_images(images) -> int:

@@ -1,0 +1,199 @@
+"""Tests of minimllm.chat (conversations to inputs, assistant-only labels), minimllm.evaluate (VQA
+normalisation, POPE sampling and metrics, AUROC) and minimllm.assistant (the main job, the chat
+command)."""
+
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from minimllm.chat import END_ID, ChatProcessor, chat, image_turn, vqa_messages
+from minimllm.data import COLORS, SHAPES, make_conversation, render_scene, sample_scene, text_corpus
+from minimllm.evaluate import (
+    auroc,
+    binary_metrics,
+    normalize_answer,
+    pair_frequencies,
+    pope_questions,
+    position_precision,
+    vqa_accuracy,
+)
+from minimllm.lm import LMConfig
+from minimllm.mllm import MLLM, MLLMConfig
+from minimllm.tokenizer import IMAGE_TOKEN, IMAGE_TOKEN_ID, train_tokenizer
+from minimllm.vision import ViTConfig
+
+VIT = dict(image_size=32, patch_size=8, hidden_size=16, num_layers=1, num_heads=2,
+           intermediate_size=32)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(text_corpus(n_scenes=60, seed=0), vocab_size=300)
+
+
+@pytest.fixture(scope="module")
+def processor(tokenizer):
+    return ChatProcessor(tokenizer, num_image_tokens=4, image_size=32)
+
+
+def scenes(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [sample_scene(rng, image_size=32) for _ in range(n)]
+
+
+def assistant_text(processor, ids, labels):
+    """The tokens the labels keep, decoded, and the assistant turns written out by hand."""
+    kept = [i for i, label in zip(ids, labels) if label != -100]
+    assert all(label in (-100, i) for i, label in zip(ids, labels)), "labels are the ids or -100"
+    return processor.tokenizer.decode(kept)
+
+
+def test_labels_are_exactly_the_assistant_turns(processor):
+    single = vqa_messages("what colour is the circle?", "red")
+    multi = [image_turn("describe the image."), {"role": "assistant", "content": "a red circle."},
+             {"role": "user", "content": "how many objects are there?"},
+             {"role": "assistant", "content": "1"}]
+    for messages in (single, multi):
+        ids, labels = processor.tokenize(messages)
+        want = "".join(m["content"] + "<|end|>" for m in messages if m["role"] == "assistant")
+        assert assistant_text(processor, ids, labels) == want
+        assert ids.count(IMAGE_TOKEN_ID) == 4 and labels[ids.index(IMAGE_TOKEN_ID)] == -100
+    batch = processor([single, multi], [render_scene(s) for s in scenes(2)])
+    assert batch["pixel_values"].shape == (2, 3, 32, 32)
+    assert batch["labels"].shape == batch["input_ids"].shape
+    padding = batch["attention_mask"] == 0
+    assert (batch["labels"][padding] == -100).all(), "padding is never a target"
+
+
+def test_an_empty_mask_or_a_wrong_image_count_is_an_error(processor):
+    with pytest.raises(ValueError, match="no assistant tokens"):
+        processor.tokenize([image_turn("what do you see?")])
+    with pytest.raises(ValueError, match="placeholders"):
+        processor([vqa_messages("what colour?", "red")], images=None)
+    glued = [{"role": "user", "content": f"look{IMAGE_TOKEN}here"},
+             {"role": "assistant", "content": "ok"}]
+    ids, _ = processor.tokenize(glued)  # the placeholder survives tokenization even when glued
+    assert ids.count(IMAGE_TOKEN_ID) == 4
+    with pytest.raises(ValueError, match="role"):
+        processor.tokenize([{"role": "user", "text": "hi"}])
+
+
+def test_generation_prompt_ends_with_the_assistant_role_and_chat_answers(tokenizer, processor):
+    ids, labels = processor.tokenize([image_turn("what colour is the circle?")],
+                                     add_generation_prompt=True)
+    assert processor.tokenizer.decode(ids[-2:]) == "<|assistant|>\n" and set(labels) == {-100}
+    torch.manual_seed(0)
+    lm = LMConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=4, n_kv_heads=2,
+                  ffn_dim=64,
+                  max_seq_len=96)
+    model = MLLM(MLLMConfig(vision=ViTConfig(**VIT), lm=lm, projector="c_abstractor",
+                            num_image_tokens=4))
+    images = [render_scene(s) for s in scenes(3)]
+    questions = ["what colour is the circle?", "how many objects are there?",
+                 "what colour is the circle?"]
+    replies = chat(model, processor, [vqa_messages(q) for q in questions], images, max_new_tokens=5)
+    assert len(replies) == 3 and all(isinstance(r, str) for r in replies)
+    one = chat(model, processor, vqa_messages(questions[2]), [images[2]], max_new_tokens=5)
+    assert one == [replies[2]], "batching by length must not change an answer"
+    words = processor.tokenizer.decode([40, 41]).strip()
+    assert processor.decode(torch.tensor([[40, 41, END_ID, 42]])) == [words], "cut at <|end|>"
+
+
+def test_vqa_normalisation_and_accuracy():
+    assert normalize_answer("Two.") == "2" and normalize_answer("the Top Left") == "top left"
+    assert normalize_answer("a red circle!") == "red circle" and normalize_answer("Yes") == "yes"
+    scores = vqa_accuracy(["Red", "three", "no", "top left"], ["red", "3", "yes", "top right"],
+                          ["color", "count", "existence", "position"])
+    assert scores == {"overall": 0.5, "color": 1.0, "count": 1.0, "existence": 0.0, "position": 0.0}
+    with pytest.raises(ValueError):
+        vqa_accuracy([], [], [])
+
+
+def test_binary_metrics_and_auroc_by_hand():
+    labels = [1, 1, 1, 0, 0, 0]
+    predictions = [1, 1, 0, 1, 0, 0]  # tp 2, fn 1, fp 1, tn 2
+    m = binary_metrics(labels, predictions, scores=[0.9, 0.8, 0.3, 0.7, 0.2, 0.1])
+    assert m["accuracy"] == pytest.approx(4 / 6) and m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3) and m["f1"] == pytest.approx(2 / 3)
+    assert m["yes_ratio"] == 0.5
+    # positives 0.9, 0.8, 0.3 vs negatives 0.7, 0.2, 0.1: 8 of 9 pairs ordered right
+    assert m["auroc"] == pytest.approx(8 / 9)
+    assert auroc([1, 0], [0.5, 0.5]) == 0.5 and auroc([1, 0, 1], [3, 1, 2]) == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        auroc([1, 1], [0.2, 0.3])
+
+
+def test_pope_questions_are_balanced_and_negatives_truly_absent():
+    rng = np.random.default_rng(0)
+    all_scenes = scenes(200, seed=1)
+    popular = pair_frequencies(all_scenes)
+    for scene in all_scenes[:60]:
+        present = {(o["color"], o["shape"]) for o in scene["objects"]}
+        for setting in ("random", "popular", "adversarial"):
+            qs = pope_questions(scene, rng, setting, popular)
+            yes = [(q["color"], q["shape"]) for q in qs if q["answer"] == "yes"]
+            no = [(q["color"], q["shape"]) for q in qs if q["answer"] == "no"]
+            assert len(yes) == len(no) == min(len(present), 3)
+            assert set(yes) <= present and not set(no) & present and len(set(no)) == len(no)
+            assert all(q["question"] == f"is there a {q['color']} {q['shape']} in the image?"
+                       for q in qs)
+            if setting == "adversarial":
+                assert all(any(c == pc or s == ps for pc, ps in present) for c, s in no)
+            if setting == "popular":
+                ranked = [p for p in popular if p not in present]
+                assert no == ranked[:len(no)]
+    assert len(popular) <= len(COLORS) * len(SHAPES)
+    with pytest.raises(ValueError, match="popular"):
+        pope_questions(all_scenes[0], rng, "popular")
+
+
+def test_position_precision_counts_wrong_places():
+    scene = {"objects": [{"color": "red", "shape": "circle", "position": "top left",
+                          "size": "large"}]}
+    assert position_precision([scene], ["a large red circle in the top left."]) == 1.0
+    wrong = "a large red circle in the center. a blue star in the top left."
+    assert position_precision([scene], [wrong]) == 0.0
+
+
+def test_a_conversation_from_the_generator_tokenizes(processor):
+    scene = scenes(1, seed=4)[0]
+    messages = make_conversation(scene, np.random.default_rng(0))
+    messages = [image_turn(messages[0]["content"]), *messages[1:]]
+    ids, labels = processor.tokenize(messages)
+    assert sum(label != -100 for label in labels) > 0
+
+
+def test_quick_main_job_saves_every_metric_it_prints_and_chat_answers(tmp_path, capsys):
+    from PIL import Image
+
+    from minimllm.assistant import main_job, report_lines
+    from minimllm.cli import main
+
+    metrics = main_job(out_dir=tmp_path / "assistant", quick=True)
+    printed = capsys.readouterr().out
+    saved = json.loads((tmp_path / "assistant" / "metrics.json").read_text())
+    lines = report_lines(saved)
+    assert all(line in printed for line in lines), "every printed metric comes from metrics.json"
+    assert all("accuracy" in line for line in lines) and saved["passed"] == metrics["passed"]
+    assert set(saved["pope"]) == {"random", "popular", "adversarial"}
+    assert (tmp_path / "assistant" / "answers.png").stat().st_size > 1000
+    png = tmp_path / "scene.png"  # any size and mode: RGBA, 90 x 70
+    render_scene(scenes(1)[0]).convert("RGBA").resize((90, 70)).save(png)
+    assert main(["chat", "--model", str(tmp_path / "assistant"), "--image", str(png),
+                 "what colour is the circle?", "--max-new-tokens", "4"]) == 0
+    model = MLLM.from_pretrained(tmp_path / "assistant", device="cpu")
+    processor = ChatProcessor.from_pretrained(tmp_path / "assistant")
+    want = chat(model, processor, [image_turn("what colour is the circle?")],
+                [Image.open(png).convert("RGB")], max_new_tokens=4)[0]
+    assert capsys.readouterr().out == want + "\n", "the command answers as chat() does"
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(SystemExit, match="cannot read the image"):
+        main(["chat", "--model", str(tmp_path / "assistant"), "--image",
+              str(tmp_path / "broken.png"), "hi"])
+    Image.new("L", (5, 5)).save(tmp_path / "tiny.jpg")
+    assert main(["chat", "--model", str(tmp_path / "assistant"), "--image",
+                 str(tmp_path / "tiny.jpg"), "what colour is the circle?",
+                 "--max-new-tokens", "2"]) == 0
