@@ -7,11 +7,12 @@ PY := $(BIN)/python
 export PATH := $(abspath $(BIN)):$(PATH)
 CELL_TIMEOUT ?= 600
 
-.PHONY: help demo test lint unit nbtest export update export-check exercises exercises-check grade \
+.PHONY: help demo assistant test lint unit nbtest export update export-check exercises exercises-check grade \
         checkpoints run-notebook lab env clean
 
 help:
 	@echo "make demo         the main job: environment check, data preview, train the MLLM and report accuracy"
+	@echo "make assistant    chapter 07: instruction-tune the assistant, report VQA / caption / POPE"
 	@echo "make test         the whole suite in quick mode (lint, unit, export/exercise sync, notebooks)"
 	@echo "make lab          JupyterLab on the course"
 	@echo "make export       write minimllm/ from the notebooks' #| export cells"
@@ -38,6 +39,9 @@ env: $(VENV)/.installed
 
 demo: env
 	$(BIN)/minimllm demo
+
+assistant: env
+	$(BIN)/minimllm assistant
 
 lint: env
 	$(BIN)/ruff check minimllm tests notebooks solutions exercises

@@ -2,7 +2,8 @@
 
     minimllm env                 environment report (versions, device, bf16, bitsandbytes)
     minimllm demo                environment check, data preview, then the main job
-    minimllm train               the main job: train the assistant on Shapes World, report accuracy
+    minimllm train               the main job: train the MLLM (captioner) on Shapes World
+    minimllm assistant           chapter 07's job: instruction-tune the assistant, report accuracy
     minimllm chat --image PATH "question"   ask the trained assistant about an image
     minimllm grade NOTEBOOK      grade an exercise notebook
     minimllm checkpoints         train the reference checkpoints into data/checkpoints/
@@ -50,12 +51,21 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    """The main job: the Shapes World assistant, aligned and instruction-tuned from the pretrained
-    towers (chapter 07); prints its accuracies and exits non-zero below the targets."""
-    from minimllm.assistant import main_job
+    """The main job: a LLaVA-style MLLM aligned and tuned on Shapes World from the pretrained
+    towers (chapter 05); prints the held-out caption accuracy, exits non-zero below its target."""
+    from minimllm.captioning import main_job
 
     metrics = main_job(quick=args.quick, seed=args.seed)
     return 0 if metrics["passed"] else 1  # below the target accuracy: a failure the shell can see
+
+
+def cmd_assistant(args) -> int:
+    """Chapter 07's assistant: stage 1 + instruction tuning from the pretrained towers; prints
+    VQA, caption and POPE accuracies and exits non-zero below the targets."""
+    from minimllm.assistant import main_job
+
+    metrics = main_job(quick=args.quick, seed=args.seed)
+    return 0 if metrics["passed"] else 1
 
 
 def cmd_chat(args) -> int:
@@ -126,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="environment report").set_defaults(func=cmd_env)
     for name, func, text in (("demo", cmd_demo,
                               "environment check, data preview, then the main job"),
-                             ("train", cmd_train, "the main job: train the MLLM, report accuracy")):
+                             ("train", cmd_train, "the main job: train the MLLM, report accuracy"),
+                             ("assistant", cmd_assistant,
+                              "chapter 07: train and evaluate the assistant")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--quick", action="store_true", help="a few steps only (a smoke test)")
         p.add_argument("--seed", type=int, default=0)

@@ -243,10 +243,13 @@ def nbgrader_meta(cell) -> dict:
 
 
 def make_exercise(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The student notebook for a solutions notebook: stubs, no hidden tests, no outputs."""
+    """The student notebook for a solutions notebook: stubs, no hidden tests, no outputs. A
+    markdown answer cell (nbgrader `solution`, graded by hand) becomes "YOUR ANSWER HERE"."""
     nb = nbformat.from_dict(solution)  # a copy
     for cell in nb.cells:
         meta = nbgrader_meta(cell)
+        if cell.cell_type == "markdown" and meta.get("solution"):
+            cell.source = "YOUR ANSWER HERE"
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             if meta.get("solution"):

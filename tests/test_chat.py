@@ -197,3 +197,38 @@ def test_quick_main_job_saves_every_metric_it_prints_and_chat_answers(tmp_path, 
     assert main(["chat", "--model", str(tmp_path / "assistant"), "--image",
                  str(tmp_path / "tiny.jpg"), "what colour is the circle?",
                  "--max-new-tokens", "2"]) == 0
+
+
+def test_instruction_batches_are_seeded_by_step_and_one_task_each(processor):
+    from minimllm.assistant import TASKS, InstructionBatches, task_messages
+    from minimllm.vision import to_pixel_values
+
+    all_scenes = scenes(12, seed=2)
+    pixels = to_pixel_values([render_scene(s) for s in all_scenes])
+    mixture = {"describe": 1, "vqa": 1, "conversation": 1, "text": 1}
+    batches = InstructionBatches(processor, all_scenes, pixels, mixture, batch_size=4, seed=7)
+    again = InstructionBatches(processor, all_scenes, pixels, mixture, batch_size=4, seed=7)
+    for step in range(6):
+        a, b = batches(step), again(step)
+        assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
+        assert ("pixel_values" in a) == bool((a["input_ids"] == IMAGE_TOKEN_ID).any())
+        assert ((a["labels"] != -100).sum(1) > 0).all(), "every row has assistant tokens"
+    rng = np.random.default_rng(0)
+    for task in TASKS:
+        messages = task_messages(task, all_scenes[0], rng)
+        assert messages[-1]["role"] == "assistant"
+        assert (IMAGE_TOKEN in messages[0]["content"]) == (task != "text")
+    with pytest.raises(ValueError, match="mixture"):
+        InstructionBatches(processor, all_scenes, pixels, {"pictures": 1.0})
+    with pytest.raises(ValueError, match="unknown task"):
+        task_messages("sing", all_scenes[0], rng)
+
+
+def test_minimllm_assistant_exits_non_zero_below_the_targets(monkeypatch):
+    import minimllm.assistant
+    from minimllm.cli import main
+
+    for passed, code in ((False, 1), (True, 0)):
+        monkeypatch.setattr(minimllm.assistant, "main_job",
+                            lambda quick, seed, p=passed: {"passed": p})
+        assert main(["assistant", "--quick"]) == code

@@ -114,6 +114,16 @@ def test_stub_replaces_solution_and_drops_hidden_tests():
     assert "return 2 * x" in sol.cells[0].source, "the solution notebook itself is untouched"
 
 
+def test_a_written_answer_is_blanked_for_students():
+    sol = nbformat.v4.new_notebook()
+    sol.cells = [nbformat.v4.new_markdown_cell("The prompt."),
+                 nbformat.v4.new_markdown_cell("The instructor's answer: the gap is small.")]
+    sol.cells[1].metadata["nbgrader"] = {"solution": True, "grade": True, "grade_id": "ex3-answer",
+                                         "points": 1}
+    ex = nbtools.make_exercise(sol)
+    assert ex.cells[0].source == "The prompt." and ex.cells[1].source == "YOUR ANSWER HERE"
+
+
 def test_exercise_check_catches_a_stale_exercise(tmp_path):
     shutil.copytree(ROOT / "solutions", tmp_path / "solutions")
     shutil.copytree(ROOT / "exercises", tmp_path / "exercises")
@@ -131,7 +141,8 @@ def test_exercise_check_catches_a_stale_exercise(tmp_path):
 def test_every_solution_cell_has_markers():
     for sol in sorted((ROOT / "solutions").glob("*.ipynb")):
         nb = nbformat.read(sol, as_version=4)
-        solution_cells = [c for c in nb.cells if nbtools.nbgrader_meta(c).get("solution")]
+        solution_cells = [c for c in nb.cells
+                          if c.cell_type == "code" and nbtools.nbgrader_meta(c).get("solution")]
         check_cells = [c for c in nb.cells if nbtools.nbgrader_meta(c).get("grade")]
         assert len(check_cells) >= 3, f"{sol.name}: at least 3 exercises per chapter"
         for cell in solution_cells:
