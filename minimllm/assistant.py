@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minimllm.captioning import CAPTION_STYLE, caption_accuracy
+from minimllm.captioning import CAPTION_STYLE, caption_accuracy, save_stage_losses
 from minimllm.chat import FORMAT_PROMPT, ChatProcessor, chat, image_turn, vqa_messages
 from minimllm.data import DESCRIBE_REQUESTS, make_caption, make_conversation, make_questions
 from minimllm.evaluate import (
@@ -236,21 +236,13 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
 
 def save_pictures(model, processor, test, histories, trains, out_dir: Path, format_prompt: str):
     """answers.png (12 test images, question, answer, truth) and loss.png (both stages)."""
-    from minimllm.utils import plot_curves
-
     rows = test.select(range(min(12, len(test))))
     _, answers = evaluate_vqa(model, processor, rows, format_prompt)
     fig = show_answers([r["image"] for r in rows], [r["question"] for r in rows], answers,
                        [r["answer"] for r in rows], title="held-out test images")
     fig.savefig(out_dir / "answers.png", dpi=110)
-    offset, curves = 0, {}
-    for st, h in histories.items():  # one x axis: stage 2's steps follow stage 1's
-        steps = [offset + i for i in range(len(h.losses))]
-        curves[f"stage {st}: {', '.join(trains[st])}"] = (steps, h.losses)
-        offset += len(h.losses)
-    ax = plot_curves(curves, title="main job: loss on the assistant's tokens", logy=True)
-    ax.figure.tight_layout()
-    ax.figure.savefig(out_dir / "loss.png", dpi=110)
+    save_stage_losses(histories, trains, out_dir / "loss.png",
+                      title="main job: loss on the assistant's tokens")
 
 
 def train_reference(out_dir=None, quick: bool = False) -> Path:

@@ -6,7 +6,7 @@ settings (`MainJobConfig`)."""
 
 __all__ = ["generate_captions", "CAPTION_STYLE", "caption_examples", "CaptionBatches",
     "caption_loss", "vision_features", "parse_caption", "caption_accuracy", "evaluate_captions",
-    "show_captions", "MainJobConfig", "main_job"]
+    "show_captions", "MainJobConfig", "main_job", "save_stage_losses"]
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 23
@@ -247,7 +247,7 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     import matplotlib.pyplot as plt
 
     from minimllm.data import load_dataset
-    from minimllm.utils import artifacts_dir, get_device, plot_curves, seed_everything
+    from minimllm.utils import artifacts_dir, get_device, seed_everything
 
     start = time.perf_counter()
     c = config or (MainJobConfig.quick() if quick else MainJobConfig())
@@ -308,15 +308,8 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
                               f"(accuracy {scores['accuracy']:.3f})")
     fig.savefig(out_dir / "captions.png", dpi=110)
     plt.close(fig)
-    offset, curves = 0, {}
-    for st, h in histories.items():  # one x axis: stage 2's steps follow stage 1's
-        curves[f"stage {st}: {', '.join(trains[st])}"] = (
-            [offset + i for i in range(len(h.losses))], h.losses)
-        offset += len(h.losses)
-    ax = plot_curves(curves, title="main job: caption loss (training batches)", logy=True)
-    ax.figure.tight_layout()
-    ax.figure.savefig(out_dir / "loss.png", dpi=110)
-    plt.close(ax.figure)
+    save_stage_losses(histories, trains, out_dir / "loss.png",
+                      title="main job: caption loss (training batches)")
     (out_dir / "test_captions.json").write_text(json.dumps(
         [{"reference": r, "generated": g} for r, g in zip(test_data["captions"], captions)],
         indent=1) + "\n")
@@ -326,3 +319,21 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
               f"{c.target_accuracy} (see chapter 05 section 14 for what each setting buys)")
     return {**metrics, "out_dir": str(out_dir), "captions_png": str(out_dir / "captions.png"),
             "loss_png": str(out_dir / "loss.png")}
+
+
+def save_stage_losses(histories: dict, trains: dict, path, title: str) -> None:
+    """The training loss of every stage on one x axis (stage 2's steps follow stage 1's), each
+    labelled with what it trains (`trains[stage]`), saved as a picture at `path`."""
+    import matplotlib.pyplot as plt
+
+    from minimllm.utils import plot_curves
+
+    offset, curves = 0, {}
+    for stage, h in histories.items():
+        steps = [offset + i for i in range(len(h.losses))]
+        curves[f"stage {stage}: {', '.join(trains[stage])}"] = (steps, h.losses)
+        offset += len(h.losses)
+    ax = plot_curves(curves, title=title, logy=True)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=110)
+    plt.close(ax.figure)
