@@ -139,8 +139,7 @@ class PixelShuffleProjector(Projector):
 # %% notebooks/04_projectors.ipynb cell 18
 class MultiHeadAttention(nn.Module):
     """Multi-head attention (Vaswani et al. 2017, "Attention Is All You Need") with separate q/k/v/o
-    `nn.Linear` projections. Queries come from `x` (B, M, dim)
-    keys and values from `context`
+    `nn.Linear` projections. Queries come from `x` (B, M, dim); keys and values come from `context`
     (B, N, kv_dim), or from `x` itself (self-attention) when `context` is None."""
 
     def __init__(self, dim: int, num_heads: int, kv_dim: int | None = None, bias: bool = False):
@@ -198,10 +197,9 @@ class PerceiverResampler(Projector):
     """Perceiver resampler (Flamingo, Alayrac et al. 2022, "Flamingo: a Visual Language Model for
     Few-Shot Learning"; after the Perceiver, Jaegle et al. 2021): `num_latents` learnable queries
     cross-attend to the visual features (keys/values = features and latents) for `depth` layers,
-    each with a feed-forward block
-    a final LayerNorm and a linear layer give the LM width. Any N gives
-    M = num_latents tokens (flexible), but each token may mix information from anywhere (not local).
-    Works at the vision width (d_vision), as Flamingo does."""
+    each with a feed-forward block; a final LayerNorm and a linear layer give the LM width. Any N
+    gives M = num_latents tokens (flexible), but each token may mix information from anywhere (not
+    local). Works at the vision width (d_vision), as Flamingo does."""
 
     kind = "resampler"
 
@@ -268,9 +266,8 @@ class QFormer(Projector):
     """Q-Former-style projector (BLIP-2, Li et al. 2023, "BLIP-2: Bootstrapping Language-Image
     Pre-training with Frozen Image Encoders and Large Language Models"): `num_queries` learnable
     queries pass through `depth` blocks of self-attention and FFN, with cross-attention to the
-    (layer-normed) image features in every `cross_attention_every`-th block
-    a linear layer maps them
-    to the LM width. M = num_queries for any N."""
+    (layer-normed) image features in every `cross_attention_every`-th block, and a linear layer
+    maps them to the LM width. M = num_queries for any N."""
 
     kind = "qformer"
 
@@ -382,9 +379,8 @@ class CAbstractor(Projector):
     SiLU-Linear pairs: `mlp_depth` linear layers). M is any square number up to N; every output
     token depends on a neighbourhood of its cell only (locality), so positions survive.
 
-    Honeybee uses depth 3 on a 16x16 (or 24x24) grid
-    on the course's 8x8 grid depth 1 already
-    reaches a quarter of the image."""
+    Honeybee uses depth 3 on a 16x16 (or 24x24) grid. On the course's 8x8 grid depth 1 is enough:
+    one block before pooling and one after already reach a ring of neighbours around each cell."""
 
     kind = "c_abstractor"
 
