@@ -30,7 +30,7 @@ from minimllm.mllm import (
     unfreeze_vision,
 )
 from minimllm.tokenizer import IMAGE_TOKEN
-from minimllm.train import TrainConfig, train, trainable_report
+from minimllm.train import TrainConfig, init_distributed, train, trainable_report
 from minimllm.utils import encode_in_batches
 from minimllm.vision import to_pixel_values
 
@@ -243,7 +243,8 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     and loss.png are saved to `out_dir` (default data/artifacts/mllm; data/artifacts/mllm-quick in
     quick mode, so a smoke test never overwrites a trained model). `quick=True` runs
     `MainJobConfig.quick()`. Returns the metrics; `metrics["passed"]` says whether the accuracy
-    reached `config.target_accuracy`."""
+    reached `config.target_accuracy`. Under `torchrun` every process trains (`train` shares each
+    batch out) but only rank 0 prints, evaluates and saves; the other ranks return `{"rank": r}`."""
     import matplotlib.pyplot as plt
 
     from minimllm.data import load_dataset
@@ -253,12 +254,13 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     c = config or (MainJobConfig.quick() if quick else MainJobConfig())
     out_dir = (Path(out_dir) if out_dir is not None
                else artifacts_dir() / ("mllm-quick" if quick else "mllm"))
-    device = get_device()
-    print(f"main job: a LLaVA-style MLLM on Shapes World ({'quick' if quick else 'full'} mode, "
-          f"device {device})")
+    device, rank, _ = init_distributed(get_device())
+    log = print if rank == 0 else lambda *args: None
+    log(f"main job: a LLaVA-style MLLM on Shapes World ({'quick' if quick else 'full'} mode, "
+        f"device {device})")
     seed_everything(seed)
     vision, lm, tokenizer = load_towers(allow_random=True, device=device)
-    print(f"[{time.perf_counter() - start:5.0f} s] loading Shapes World ...")
+    log(f"[{time.perf_counter() - start:5.0f} s] loading Shapes World ...")
     dataset = load_dataset(n_train=c.n_train, n_test=c.n_test)
     train_data, test_data = caption_examples(dataset["train"]), caption_examples(dataset["test"])
     model_config = MLLMConfig(projector=c.projector, num_image_tokens=c.num_image_tokens,
@@ -268,9 +270,9 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
         train_data["vision_features"] = vision_features(model, train_data["pixel_values"])
     processor = MLLMProcessor(tokenizer, model.num_image_tokens, vision.config.image_size)
     batches = CaptionBatches(processor, train_data, batch_size=c.batch_size, seed=seed)
-    print(f"[{time.perf_counter() - start:5.0f} s] {len(train_data['captions'])} training pairs, "
-          f"{len(test_data['captions'])} held-out test pairs; "
-          f"M = {model.num_image_tokens} image tokens")
+    log(f"[{time.perf_counter() - start:5.0f} s] {len(train_data['captions'])} training pairs, "
+        f"{len(test_data['captions'])} held-out test pairs; "
+        f"M = {model.num_image_tokens} image tokens")
     trains = {st: STAGES[st] + (("vision",) if st == 2 and c.train_vision else ()) for st in STAGES}
     histories = {}
     for stage, steps, lr in ((1, c.stage1_steps, c.stage1_lr), (2, c.stage2_steps, c.stage2_lr)):
@@ -278,15 +280,17 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
         if stage == 2 and c.train_vision:
             unfreeze_vision(model)
         trainable = trainable_report(model, show=False)
-        print(f"[{time.perf_counter() - start:5.0f} s] stage {stage}: "
-              f"training {', '.join(trains[stage])} "
-              f"({trainable['total'][0]:,} of {trainable['total'][1]:,} parameters), {steps} steps")
+        log(f"[{time.perf_counter() - start:5.0f} s] stage {stage}: "
+            f"training {', '.join(trains[stage])} "
+            f"({trainable['total'][0]:,} of {trainable['total'][1]:,} parameters), {steps} steps")
         histories[stage] = train(model, caption_loss,
                                  lambda step, st=stage: batches(step + 100_000 * st),
                                  TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10),
                                              seed=seed, device=device))
-        print(f"[{time.perf_counter() - start:5.0f} s] stage {stage} done: final loss "
-              f"{np.mean(histories[stage].losses[-10:]):.4f}")
+        log(f"[{time.perf_counter() - start:5.0f} s] stage {stage} done: final loss "
+            f"{np.mean(histories[stage].losses[-10:]):.4f}")
+    if rank != 0:
+        return {"rank": rank}
     print(f"[{time.perf_counter() - start:5.0f} s] captioning {len(test_data['captions'])} "
           "held-out test images ...")
     scores, captions = evaluate_captions(model, processor, test_data)

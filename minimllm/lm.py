@@ -361,7 +361,7 @@ def from_transformers(hf_model: LlamaForCausalLM) -> "LanguageModel":
     return model.to(hf_model.device)
 
 
-# %% notebooks/01_language_model.ipynb cell 52
+# %% notebooks/01_language_model.ipynb cell 53
 def tokenize_corpus(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
     """One long 1-d LongTensor: `<s> text </s>` for every text, concatenated."""
     if not texts:
@@ -417,7 +417,7 @@ def evaluate_lm(model: "LanguageModel", tokens: torch.Tensor, seq_len: int = 128
     return {"val_loss": loss, "val_ppl": float(torch.tensor(loss).exp())}
 
 
-# %% notebooks/01_language_model.ipynb cell 61
+# %% notebooks/01_language_model.ipynb cell 62
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Set every logit below the k-th largest (per row) to -inf. logits: (..., V)."""
     if k is None or k <= 0 or k >= logits.shape[-1]:
@@ -453,7 +453,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
 
-# %% notebooks/01_language_model.ipynb cell 64
+# %% notebooks/01_language_model.ipynb cell 65
 @torch.no_grad()
 def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None,
              max_new_tokens: int = 32, temperature: float = 0.0, top_k: int | None = None,
@@ -495,7 +495,7 @@ def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None,
     return new if input_ids is None else torch.cat([input_ids, new], dim=1)
 
 
-# %% notebooks/01_language_model.ipynb cell 74
+# %% notebooks/01_language_model.ipynb cell 75
 def load_reference(device: str | torch.device | None = None):
     """(model, tokenizer): yours from data/artifacts/lm if present, else data/checkpoints/lm."""
     path = find_pretrained("lm")

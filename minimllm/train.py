@@ -4,15 +4,17 @@
 
 AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019), linear warmup then
 cosine decay (Loshchilov & Hutter, "SGDR", 2017), gradient clipping, bf16 autocast on CUDA,
-periodic evaluation and checkpoints that resume the same run.
+periodic evaluation and checkpoints that resume the same run, gradient accumulation, and
+data-parallel training on several processes (PyTorch's DistributedDataParallel under `torchrun`).
 """
 
 __all__ = ["TrainConfig", "lr_multiplier", "History", "plot_history", "WEIGHTS_FILE", "STATE_FILE",
-    "save_checkpoint", "load_checkpoint", "to_device", "train", "evaluate", "set_trainable",
-    "freeze", "unfreeze", "trainable_report"]
+    "save_checkpoint", "load_checkpoint", "to_device", "init_distributed", "train", "evaluate",
+    "set_trainable", "freeze", "unfreeze", "trainable_report"]
 
 
 # %% notebooks/01_language_model.ipynb cell 36
+import contextlib
 import math
 import os
 import random
@@ -23,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from minimllm.utils import autocast, get_device, seed_everything
@@ -34,7 +38,9 @@ from minimllm.utils import autocast, get_device, seed_everything
 class TrainConfig:
     """What `train` does. `warmup_steps=None` means 5% of `steps`; the learning rate then follows
     a cosine from `lr` down to `lr * min_lr_ratio`. `eval_every` / `checkpoint_every` of 0 mean
-    "only at the end" (when an `eval_fn` / `checkpoint_path` is given)."""
+    "only at the end" (when an `eval_fn` / `checkpoint_path` is given). `grad_accum_steps = k`
+    cuts every batch into k micro-batches whose gradients add up before the one update: the same
+    update for about k times less activation memory."""
 
     steps: int
     lr: float = 3e-4
@@ -48,6 +54,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     seed: int = 0
     device: str | torch.device | None = None
+    grad_accum_steps: int = 1
 
     def __post_init__(self):
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -62,6 +69,9 @@ class TrainConfig:
         for name in ("eval_every", "log_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not isinstance(self.grad_accum_steps, int) or self.grad_accum_steps < 1:
+            raise ValueError("TrainConfig.grad_accum_steps must be an int >= 1, "
+                             f"got {self.grad_accum_steps!r}")
 
     @property
     def warmup(self) -> int:
@@ -237,6 +247,28 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def _split(batch: Any, n: int) -> list:
+    """`batch` cut into `n` equal parts along dim 0 of every tensor in it, and along every list of
+    per-sample values (texts, images); dicts, lists and tuples holding tensors are followed as in
+    `to_device`, and any other value (a scalar tensor too) goes to every part unchanged."""
+    samples = (isinstance(batch, (list, tuple))
+               and not any(isinstance(v, (torch.Tensor, Mapping, list, tuple)) for v in batch))
+    if (isinstance(batch, torch.Tensor) and batch.ndim) or samples:
+        size = len(batch)
+        if size == 0 or size % n:
+            raise ValueError(f"a batch of {size} samples does not split into {n} equal parts "
+                             "(processes x grad_accum_steps): make the global batch size a "
+                             f"multiple of {n}")
+        return [batch[i * size // n:(i + 1) * size // n] for i in range(n)]
+    if isinstance(batch, Mapping):
+        parts = {k: _split(v, n) for k, v in batch.items()}
+        return [{k: v[i] for k, v in parts.items()} for i in range(n)]
+    if isinstance(batch, (list, tuple)):
+        parts = [_split(v, n) for v in batch]
+        return [type(batch)(p[i] for p in parts) for i in range(n)]
+    return [batch] * n
+
+
 def _batches(batches, start: int, steps: int):
     """Yield the batches for steps `start .. steps-1`."""
     if callable(batches) and not isinstance(batches, Iterable):
@@ -267,6 +299,22 @@ def _batches(batches, start: int, steps: int):
 
 
 # %% notebooks/01_language_model.ipynb cell 45
+def init_distributed(device: torch.device) -> tuple[torch.device, int, int]:
+    """(device, rank, world size) of this process: `(device, 0, 1)` for a single process. Under
+    `torchrun` (WORLD_SIZE > 1) the process group is started here unless the caller did (gloo on
+    CPU, nccl on CUDA), and a CUDA device becomes this process's own GPU, cuda:LOCAL_RANK."""
+    if not dist.is_available() or (not dist.is_initialized()
+                                   and int(os.environ.get("WORLD_SIZE", "1")) <= 1):
+        return device, 0, 1
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, dist.get_rank(), dist.get_world_size()
+
+
 def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor], batches,
           config: TrainConfig, eval_fn: Callable[[torch.nn.Module], dict] | None = None,
           params: Iterable[torch.nn.Parameter] | None = None) -> History:
@@ -277,8 +325,16 @@ def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torc
     the parameters to optimize (default: all that require grad). With `config.checkpoint_path` the
     run saves every `config.checkpoint_every` steps and at the end, and a run started with the same
     path resumes where the last checkpoint left off.
+
+    Under `torchrun` every process (rank) trains a DistributedDataParallel copy of the model on
+    its slice (along dim 0) of each batch, which is the global batch; backward averages the
+    gradients over the ranks, so the run is a single process's run whenever the loss is a mean
+    over equal samples. `loss_fn` then gets the DDP wrapper: it calls it (the model's attributes
+    are under `.module`). The losses in the History are the means over all ranks. Only rank 0
+    shows progress, evaluates and writes checkpoints; every rank resumes from them.
     """
     device = torch.device(config.device) if config.device is not None else get_device()
+    device, rank, world = init_distributed(device)
     model.to(device)
     params = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
     if not params:
@@ -296,27 +352,49 @@ def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torc
     ckpt = Path(config.checkpoint_path) if config.checkpoint_path is not None else None
     if ckpt is not None and (ckpt / STATE_FILE).exists():
         start, history = load_checkpoint(ckpt, model, optimizer, scheduler)
-        print(f"resuming from {ckpt} at step {start}/{config.steps}")
+        if rank == 0:
+            print(f"resuming from {ckpt} at step {start}/{config.steps}")
     else:
         seed_everything(config.seed)
+    net, accum = model, config.grad_accum_steps  # net: the model that loss_fn calls
+    parts = world * accum  # a batch in `parts` micro-batches: rank r's are r * accum, ...
+    if world > 1:
+        starts = [None] * world
+        dist.all_gather_object(starts, start)
+        if len(set(starts)) > 1:
+            raise RuntimeError(f"the ranks resume from different steps {starts}: put the "
+                               "checkpoint_path on a file system that every machine sees")
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(total=config.steps, initial=start, desc="train", dynamic_ncols=True)
+    bar = tqdm(total=config.steps, initial=start, desc="train", dynamic_ncols=True,
+               disable=rank != 0)
     try:
         for step, batch in zip(range(start, config.steps), _batches(batches, start, config.steps)):
-            batch = to_device(batch, device)
-            with autocast(device):
-                loss = loss_fn(model, batch)
-            if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-                raise ValueError(f"loss_fn must return a scalar tensor, got {type(loss).__name__} "
-                                 f"{tuple(getattr(loss, 'shape', ()))}")
-            value = loss.item()
+            micro = (_split(batch, parts)[rank * accum:(rank + 1) * accum] if parts > 1
+                     else [batch])
+            optimizer.zero_grad(set_to_none=True)
+            value = 0.0
+            for i, part in enumerate(micro):
+                part = to_device(part, device)
+                # DDP averages the gradients over the ranks in the backward of the last one only
+                with net.no_sync() if world > 1 and i < accum - 1 else contextlib.nullcontext():
+                    with autocast(device):
+                        loss = loss_fn(net, part)
+                    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+                        raise ValueError("loss_fn must return a scalar tensor, got "
+                                         f"{type(loss).__name__} "
+                                         f"{tuple(getattr(loss, 'shape', ()))}")
+                    value += loss.item() / accum
+                    (loss / accum).backward()
+            if world > 1:  # the loss of the global batch: the mean over the ranks
+                total = torch.tensor(value, dtype=torch.float64, device=device)
+                dist.all_reduce(total)
+                value = total.item() / world
             if not math.isfinite(value):
                 raise FloatingPointError(f"the loss is {value} at step {step}: lower the "
                                          "learning rate or check the data")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             history.lrs.append(optimizer.param_groups[0]["lr"])
@@ -330,8 +408,8 @@ def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torc
                 recent = history.losses[-config.log_every:]
                 bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
                                 lr=f"{history.lrs[-1]:.2e}")
-            if eval_fn is not None and ((config.eval_every and done % config.eval_every == 0)
-                                        or done == config.steps):
+            if rank == 0 and eval_fn is not None and (
+                    (config.eval_every and done % config.eval_every == 0) or done == config.steps):
                 history.evals.append((done, evaluate(model, eval_fn, device)))
                 bar.set_postfix({k: f"{v:.4f}" for k, v in history.evals[-1][1].items()})
             if ckpt is not None and ((config.checkpoint_every
@@ -339,7 +417,10 @@ def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torc
                                      or done == config.steps):
                 history.seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                save_checkpoint(ckpt, model, optimizer, scheduler, done, history, names)
+                if rank == 0:
+                    save_checkpoint(ckpt, model, optimizer, scheduler, done, history, names)
+                if world > 1:
+                    dist.barrier()  # no rank runs ahead of a checkpoint that is still being written
     finally:
         bar.close()
         model.eval()
