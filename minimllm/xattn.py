@@ -8,8 +8,8 @@ and conversion to transformers' `MllamaForConditionalGeneration`."""
 
 __all__ = ["CrossAttention", "GatedCrossAttention", "ImageContext", "CrossAttentionDecoderLayer",
     "XAttnConfig", "CrossAttentionMLLM", "configure_flamingo", "processor_for", "METHODS",
-    "build_fusion_model", "training_flops", "fusion_run", "mllama_config", "to_transformers",
-    "mllama_text_inputs"]
+    "build_fusion_model", "training_flops", "time_per_step", "fusion_run", "mllama_config",
+    "to_transformers", "mllama_text_inputs"]
 
 
 # %% notebooks/06_cross_attention_fusion.ipynb cell 2
@@ -68,16 +68,17 @@ class GatedCrossAttention(nn.Module):
     and a SwiGLU MLP, each added to the residual stream through tanh(gate), both gates starting
     at 0, so at initialisation the block is the identity and the model *is* the text LM. Text
     positions that have no image yet (`has_image` 0) get exactly nothing from either branch.
-    Names follow transformers' `MllamaCrossAttentionDecoderLayer`."""
+    Names follow transformers' `MllamaCrossAttentionDecoderLayer`. (`gate_init` other than 0 is
+    for experiments: the block then changes the LM from the start.)"""
 
-    def __init__(self, config: LMConfig):
+    def __init__(self, config: LMConfig, gate_init: float = 0.0):
         super().__init__()
         self.input_layernorm = RMSNorm(config.dim, config.norm_eps)
         self.cross_attn = CrossAttention(config)
-        self.cross_attn_attn_gate = nn.Parameter(torch.zeros(1))
+        self.cross_attn_attn_gate = nn.Parameter(torch.full((1,), gate_init))
         self.post_attention_layernorm = RMSNorm(config.dim, config.norm_eps)
         self.mlp = SwiGLU(config.dim, config.ffn_dim)
-        self.cross_attn_mlp_gate = nn.Parameter(torch.zeros(1))
+        self.cross_attn_mlp_gate = nn.Parameter(torch.full((1,), gate_init))
         self.apply(init_weights)
 
     def forward(self, x: torch.Tensor, states: torch.Tensor, mask: torch.Tensor,
@@ -144,13 +145,15 @@ class XAttnConfig(MLLMConfig):
     go. `cross_attention_layers`: the LM layers *before* which a block is inserted (Flamingo puts
     one before every n-th layer; Llama 3.2 Vision at fixed depths). `num_thumbnail_tokens` > 0
     gives NVLM's hybrid (NVLM-H): each `<image>` also becomes that many thumbnail tokens in the
-    sequence, made by a second projector (`thumbnail_projector`) from the same features."""
+    sequence, made by a second projector (`thumbnail_projector`) from the same features.
+    `gate_init`: the gates' starting value α (Flamingo: 0, the LM unchanged at the start)."""
 
     projector: str = "c_abstractor"
     num_image_tokens: int | None = 16
     cross_attention_layers: list[int] = field(default_factory=lambda: [0, 2])
     num_thumbnail_tokens: int = 0
     thumbnail_projector: str = "c_abstractor"
+    gate_init: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -192,8 +195,8 @@ class CrossAttentionMLLM(MLLM):
         self.thumbnail_projector = (c.build_thumbnail_projector() if c.num_thumbnail_tokens
                                     else None)
         for i in c.cross_attention_layers:
-            self.lm.layers[i] = CrossAttentionDecoderLayer(GatedCrossAttention(c.lm),
-                                                           self.lm.layers[i])
+            block = GatedCrossAttention(c.lm, c.gate_init)
+            self.lm.layers[i] = CrossAttentionDecoderLayer(block, self.lm.layers[i])
 
     def cross_attention_blocks(self) -> list[GatedCrossAttention]:
         return [self.lm.layers[i].cross for i in self.config.cross_attention_layers]
@@ -296,7 +299,7 @@ def processor_for(model: MLLM, tokenizer):
     return MLLMProcessor(tokenizer, tokens, model.config.vision.image_size)
 
 
-# %% notebooks/06_cross_attention_fusion.ipynb cell 22
+# %% notebooks/06_cross_attention_fusion.ipynb cell 23
 METHODS = {"A": "LLaVA: image tokens in the sequence, projector + LM train",
            "B": "Flamingo: cross-attention, LM frozen, projector + blocks train",
            "H": "NVLM-H: thumbnail tokens in the sequence + cross-attention, LM frozen"}
@@ -334,6 +337,23 @@ def training_flops(model: MLLM, loss_fn, batch: dict) -> int:
     return counter.get_total_flops()
 
 
+def time_per_step(model: MLLM, loss_fn, batches, steps: int = 20) -> float:
+    """Seconds per training step (forward, backward, AdamW update) over `steps` steps after two
+    warm-up steps, for comparing configurations on an otherwise idle machine."""
+    import time
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model.train()
+    for step in range(steps + 2):
+        if step == 2:
+            start = time.perf_counter()
+        loss_fn(model, batches(step)).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    model.eval()
+    return (time.perf_counter() - start) / steps
+
+
 def fusion_run(method: str, num_image_tokens: int, towers, train_data: dict, test_data: dict,
                val_tokens: torch.Tensor, steps: int = 1000, seed: int = 0, batch_size: int = 32,
                lr: float = 1e-3, **options) -> dict:
@@ -365,6 +385,7 @@ def fusion_run(method: str, num_image_tokens: int, towers, train_data: dict, tes
     scores, captions = evaluate_captions(model, processor, test_data)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"method": method, "M": num_image_tokens, "seed": seed, "steps": steps,
+            "options": options,
             "trainable": trainable,
             "seq_len": (batch["input_ids"] != tokenizer.pad_token_id).sum(1).float().mean().item(),
             "gflops_per_sample": flops / batch_size / 1e9,
@@ -377,7 +398,7 @@ def fusion_run(method: str, num_image_tokens: int, towers, train_data: dict, tes
             "example": captions[0]}
 
 
-# %% notebooks/06_cross_attention_fusion.ipynb cell 27
+# %% notebooks/06_cross_attention_fusion.ipynb cell 37
 def mllama_config(model: CrossAttentionMLLM):
     """transformers' `MllamaConfig` of the same language model: self-attention and cross-attention
     layers in one list (a cross-attention layer before each LM layer that has one), Llama's

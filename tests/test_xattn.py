@@ -243,3 +243,13 @@ def test_mllama_language_model_gives_the_same_logits_from_the_same_image_states(
     text_only = hf.lm_head(hf.model.language_model(input_ids=text, use_cache=False)
                            .last_hidden_state)
     assert torch.allclose(text_only, model(text).logits, atol=1e-5)
+
+
+def test_flamingo_recipe_trains_the_blocks_and_projectors_only():
+    model = configure_flamingo(tiny(num_thumbnail_tokens=4))
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"projector", "thumbnail_projector", "lm"}
+    assert all(".cross." in n for n, p in model.lm.named_parameters() if p.requires_grad)
+    with_vision = configure_flamingo(tiny(), train_vision=True)
+    assert any(p.requires_grad for p in with_vision.vision.parameters())
+    assert all(".cross." in n for n, p in with_vision.lm.named_parameters() if p.requires_grad)
