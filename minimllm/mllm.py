@@ -288,6 +288,13 @@ class MLLM(nn.Module, Pretrained):
         image_tokens = self.image_features(pixel_values, vision_features)
         return merge_image_features(embeds, input_ids, image_tokens, self.config.image_token_id)
 
+    def embed_with_context(self, input_ids: torch.Tensor, pixel_values=None,
+                           vision_features=None) -> tuple[torch.Tensor, object]:
+        """(input embeddings (B, T, D), the LM's `context`): what `forward` and `generate` feed
+        the LM. Method A puts everything in the embeddings (no context); Method B (chapter 06)
+        overrides this to hand the image to its cross-attention blocks."""
+        return self.embed(input_ids, pixel_values, vision_features), None
+
     def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 cache: KVCache | None = None,
@@ -298,9 +305,9 @@ class MLLM(nn.Module, Pretrained):
         With right padding, `attention_mask` may be left out in training: causal attention already
         keeps padding (at the end) out of every real position, and its labels are -100.
         `vision_features` may replace `pixel_values` when the (frozen) encoder ran beforehand."""
-        embeds = self.embed(input_ids, pixel_values, vision_features)
+        embeds, context = self.embed_with_context(input_ids, pixel_values, vision_features)
         return self.lm(inputs_embeds=embeds, labels=labels, attention_mask=attention_mask,
-                       cache=cache)
+                       cache=cache, context=context)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
@@ -309,10 +316,11 @@ class MLLM(nn.Module, Pretrained):
         """New tokens (B, new) after prompts of equal length (B, T): the prompt, image tokens merged
         in, goes through the LM once, filling its KV cache; then one token per step (greedy when
         temperature is 0), stopping when every row has produced `eos_token_id`."""
-        embeds = self.embed(input_ids.to(self.device),
-                            None if pixel_values is None else pixel_values.to(self.device))
+        pixel_values = None if pixel_values is None else pixel_values.to(self.device)
+        embeds, context = self.embed_with_context(input_ids.to(self.device), pixel_values)
         return lm_generate(self.lm, inputs_embeds=embeds, max_new_tokens=max_new_tokens,
-                           temperature=temperature, eos_token_id=eos_token_id, use_cache=use_cache)
+                           temperature=temperature, eos_token_id=eos_token_id,
+                           use_cache=use_cache, context=context)
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 20

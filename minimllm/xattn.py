@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minimllm.lm import KVCache, LMConfig, LMOutput, RMSNorm, SwiGLU
-from minimllm.lm import generate as lm_generate
+from minimllm.lm import KVCache, LMConfig, RMSNorm, SwiGLU
 from minimllm.mllm import MLLM, MLLMConfig, merge_image_features, unfreeze_vision
 from minimllm.projectors import build_projector
 from minimllm.tokenizer import BOS_ID, EOS_ID, IMAGE_TOKEN
@@ -184,8 +183,9 @@ class CrossAttentionMLLM(MLLM):
     cross-attention blocks inserted at the LM's hook point (`LanguageModel.layers`); the image
     tokens never enter the decoder's sequence, where one `<image>` marker per image says where
     the image comes. The same calls as `MLLM`: `model(input_ids, pixel_values=..., labels=...)`,
-    `.generate`, `save_pretrained` / `CrossAttentionMLLM.from_pretrained`. The LM passed in is
-    changed in place (its layers are wrapped); without images it computes exactly what it did."""
+    `.generate`, `save_pretrained` / `CrossAttentionMLLM.from_pretrained`, all inherited: only
+    `embed_with_context` differs. The LM passed in is changed in place (its layers are
+    wrapped); without images it computes exactly what it did."""
 
     config_class = XAttnConfig
 
@@ -251,28 +251,6 @@ class CrossAttentionMLLM(MLLM):
             thumbnails = self.thumbnail_projector(vision_features)           # (n, K, D)
             embeds = merge_image_features(embeds, input_ids, thumbnails, self.config.image_token_id)
         return embeds, context
-
-    def forward(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                cache: KVCache | None = None,
-                vision_features: torch.Tensor | None = None) -> LMOutput:
-        """input_ids (B, T) with one `<image>` marker per image (K for NVLM-H), pixel_values
-        (n_images, 3, S, S) -> the LM's LMOutput (logits (B, T, V), loss against labels)."""
-        embeds, context = self.embed_with_context(input_ids, pixel_values, vision_features)
-        return self.lm(inputs_embeds=embeds, labels=labels, attention_mask=attention_mask,
-                       cache=cache, context=context)
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
-                 max_new_tokens: int = 48, eos_token_id: int | None = EOS_ID,
-                 temperature: float = 0.0, use_cache: bool = True) -> torch.Tensor:
-        """New tokens (B, new) after prompts of equal length (B, T), as `MLLM.generate`; every
-        step's new token reads the last image of its prompt through cross-attention."""
-        pixel_values = None if pixel_values is None else pixel_values.to(self.device)
-        embeds, context = self.embed_with_context(input_ids.to(self.device), pixel_values)
-        return lm_generate(self.lm, inputs_embeds=embeds, max_new_tokens=max_new_tokens,
-                           temperature=temperature, eos_token_id=eos_token_id,
-                           use_cache=use_cache, context=context)
 
 
 # %% notebooks/06_cross_attention_fusion.ipynb cell 15
