@@ -94,6 +94,85 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def load_saved_mllm(path):
+    """(model, tokenizer) of an MLLM folder saved with `save_pretrained`: Method A (`MLLM`) or
+    Method B (`CrossAttentionMLLM`, whose config names its cross-attention layers)."""
+    import json
+    from pathlib import Path
+
+    from minimllm.mllm import MLLM
+    from minimllm.pretrained import CONFIG_FILE, load_tokenizer
+    from minimllm.xattn import CrossAttentionMLLM
+
+    config = Path(path) / CONFIG_FILE
+    if not config.exists():
+        raise FileNotFoundError(f"{path} holds no {CONFIG_FILE}: give the folder of a model saved "
+                                "with save_pretrained (e.g. data/artifacts/assistant)")
+    method_b = "cross_attention_layers" in json.loads(config.read_text())
+    model = (CrossAttentionMLLM if method_b else MLLM).from_pretrained(path, device="cpu")
+    return model, load_tokenizer(path)
+
+
+def cmd_export(args) -> int:
+    """A saved MLLM as a transformers folder: Method A -> LlavaForConditionalGeneration with a
+    LlavaProcessor (pipeline("image-text-to-text") answers as `minimllm chat`), Method B -> Mllama.
+    Checks that the written model gives the same logits as ours."""
+    from tqdm.auto import tqdm
+
+    from minimllm import mllm, xattn
+
+    steps = tqdm(total=3, desc="export", unit="step")
+    try:
+        steps.set_postfix_str("loading")
+        model, tokenizer = load_saved_mllm(args.model_dir)
+        method_b = isinstance(model, xattn.CrossAttentionMLLM)
+        if not method_b and model.projector.kind not in ("linear", "mlp"):
+            raise ValueError(f"the {model.projector.kind} projector has no LLaVA equivalent: only "
+                             "models with the 'mlp' or 'linear' projector export to "
+                             "LlavaForConditionalGeneration (Method-B models export to Mllama)")
+        steps.update()
+        steps.set_postfix_str("converting and writing")
+        save = xattn.save_transformers if method_b else mllm.save_transformers
+        out = save(model, tokenizer, args.out_dir)
+        steps.update()
+        steps.set_postfix_str("checking")
+        gap = export_gap(model, out)
+        steps.update()
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"minimllm export: {error}") from None
+    finally:
+        steps.close()
+    kind = "MllamaForConditionalGeneration" if method_b else "LlavaForConditionalGeneration"
+    print(f"{args.model_dir} -> {out} ({kind}); largest logit difference on a test input: "
+          f"{gap:.1e}")
+    return 0 if gap < 1e-3 else 1  # float rounding only
+
+
+def export_gap(model, folder) -> float:
+    """Largest |logit difference| between our model and the folder's transformers model on one
+    random image and prompt."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from minimllm import xattn
+
+    hf = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    g = torch.Generator().manual_seed(0)
+    S = model.config.vision.image_size
+    pixels = torch.rand(1, 3, S, S, generator=g) * 2 - 1
+    n = 1 if isinstance(model, xattn.CrossAttentionMLLM) else model.num_image_tokens
+    text = torch.randint(10, model.config.lm.vocab_size, (1, 8), generator=g)
+    ids = torch.cat([torch.full((1, n), model.config.image_token_id), text], dim=1)
+    with torch.no_grad():
+        ours = model(ids, pixels).logits
+        if isinstance(model, xattn.CrossAttentionMLLM):
+            inputs = xattn.mllama_text_inputs(model, ids, pixels)
+            theirs = hf.lm_head(hf.model.language_model(**inputs).last_hidden_state)
+        else:
+            theirs = hf(input_ids=ids, pixel_values=pixels).logits
+    return float((ours - theirs).abs().max())
+
+
 def cmd_grade(args) -> int:
     from minimllm.grading import grade
 
@@ -154,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
                                    "else data/checkpoints/assistant)")
     q.add_argument("--max-new-tokens", type=int, default=48)
     q.set_defaults(func=cmd_chat)
+    e = sub.add_parser("export", help="a saved MLLM as a transformers folder (LLaVA or Mllama)")
+    e.add_argument("model_dir", help="a model saved with save_pretrained (its tokenizer beside it)")
+    e.add_argument("out_dir", help="the transformers folder to write (replaced if it exists)")
+    e.set_defaults(func=cmd_export)
     g = sub.add_parser("grade", help="grade an exercise notebook")
     g.add_argument("notebook")
     g.add_argument("--source", help="the instructor's notebook (default: solutions/<same name>)")

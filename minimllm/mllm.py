@@ -8,7 +8,8 @@ to transformers' `LlavaForConditionalGeneration`. (Captioning data, scores and t
 `minimllm.captioning`.)"""
 
 __all__ = ["load_towers", "MLLMProcessor", "merge_image_features", "MLLMConfig", "MLLM",
-    "unfreeze_vision", "STAGES", "configure_stage", "to_transformers"]
+    "unfreeze_vision", "STAGES", "configure_stage", "to_transformers", "processor_chat_template",
+    "to_transformers_processor", "save_transformers"]
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 6
@@ -21,9 +22,16 @@ from torch import nn
 
 from minimllm.lm import KVCache, LanguageModel, LMConfig, LMOutput
 from minimllm.lm import generate as lm_generate
-from minimllm.pretrained import CONFIG_FILE, Config, Pretrained, load_tokenizer
+from minimllm.pretrained import CONFIG_FILE, Config, Pretrained, load_tokenizer, replace_folder
 from minimllm.projectors import build_projector
-from minimllm.tokenizer import EOS_ID, IMAGE_TOKEN, IMAGE_TOKEN_ID, pad_sequences
+from minimllm.tokenizer import (
+    CHAT_TEMPLATE,
+    EOS_ID,
+    IMAGE_TOKEN,
+    IMAGE_TOKEN_ID,
+    SPECIAL_IDS,
+    pad_sequences,
+)
 from minimllm.train import set_trainable, unfreeze
 from minimllm.vision import VisionTransformer, ViTConfig, to_pixel_values
 
@@ -397,3 +405,60 @@ def to_transformers(model: MLLM):
         raise RuntimeError(f"weights do not map onto LLaVA: missing {missing}, "
                            f"unexpected {unexpected}")
     return hf.to(model.device).eval()
+
+
+def processor_chat_template(template: str = CHAT_TEMPLATE) -> str:
+    """The course's chat template (chapter 01) for transformers' processors, whose messages may
+    hold a list of parts (`{"type": "image"}`, `{"type": "text", "text": ...}`) instead of a string:
+    the parts are joined by a space, an image part written `<image>`, so that
+    `[image, text]` renders as `image_turn(text)` does ("<image> text")."""
+    render = ("{%- macro render(content) -%}"
+              "{%- if content is string -%}{{ content }}{%- else -%}"
+              "{%- for part in content -%}{%- if not loop.first %} {% endif -%}"
+              "{%- if part['type'] == 'image' -%}" + IMAGE_TOKEN +
+              "{%- else -%}{{ part['text'] }}{%- endif -%}"
+              "{%- endfor -%}{%- endif -%}{%- endmacro -%}")
+    return render + template.replace("message['content']", "render(message['content'])")
+
+
+def to_transformers_processor(tokenizer, config: MLLMConfig):
+    """transformers' `LlavaProcessor` that prepares inputs as `ChatProcessor` does: the image
+    processor resizes with PIL's bilinear filter to the encoder's size and maps [0, 255] to
+    [-1, 1] (`to_pixel_values`), and each `<image>` becomes N image tokens. (transformers
+    composites an RGBA image on white where `to_pixel_values` drops its alpha; with torchvision
+    installed it resizes with torchvision unless loaded with `backend="pil"`: give RGB images of
+    the encoder's size for pixel-identical inputs.)"""
+    from transformers import LlavaProcessor
+    from transformers.image_utils import PILImageResampling
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    S = config.vision.image_size
+    image_processor = SiglipImageProcessorPil(
+        size={"height": S, "width": S}, resample=PILImageResampling.BILINEAR,
+        do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+        image_mean=[0.5] * 3, image_std=[0.5] * 3, do_convert_rgb=True)
+    return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                          patch_size=config.vision.patch_size,
+                          vision_feature_select_strategy="full", image_token=IMAGE_TOKEN,
+                          chat_template=processor_chat_template())
+
+
+def save_transformers(model: MLLM, tokenizer, path, max_new_tokens: int = 48,
+                      eos_token_id: int = SPECIAL_IDS["end"]) -> Path:
+    """Write a transformers folder (atomically): `LlavaForConditionalGeneration` weights and
+    config, a generation config (greedy, stopping at `eos_token_id`: chapter 07's `<|end|>`) and
+    the `LlavaProcessor` of `to_transformers_processor`. `pipeline("image-text-to-text", path)`
+    and `AutoModelForImageTextToText` / `AutoProcessor` load it offline."""
+    from transformers import GenerationConfig
+
+    hf = to_transformers(model).cpu()
+    hf.generation_config = GenerationConfig(
+        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)
+    processor = to_transformers_processor(tokenizer, model.config)
+
+    def write(folder: Path):
+        hf.save_pretrained(folder)
+        processor.save_pretrained(folder)
+
+    return replace_folder(path, write)

@@ -9,7 +9,7 @@ and conversion to transformers' `MllamaForConditionalGeneration`."""
 __all__ = ["CrossAttention", "GatedCrossAttention", "ImageContext", "CrossAttentionDecoderLayer",
     "XAttnConfig", "CrossAttentionMLLM", "configure_flamingo", "processor_for", "METHODS",
     "build_fusion_model", "training_flops", "time_per_step", "fusion_run", "mllama_config",
-    "to_transformers", "mllama_text_inputs"]
+    "to_transformers", "mllama_text_inputs", "save_transformers"]
 
 
 # %% notebooks/06_cross_attention_fusion.ipynb cell 2
@@ -448,3 +448,24 @@ def mllama_text_inputs(model: CrossAttentionMLLM, input_ids: torch.Tensor,
     return {"input_ids": input_ids, "cross_attention_states": context.states.flatten(1, 2),
             "cross_attention_mask": additive, "full_text_row_masked_out_mask": has_image[:, None],
             "use_cache": False}
+
+
+def save_transformers(model: CrossAttentionMLLM, tokenizer, path):
+    """Write `to_transformers(model)` as a transformers folder (atomically): Mllama's weights and
+    config, and the course tokenizer. Its language model computes ours from the image states
+    that `mllama_text_inputs` gives; Mllama's own vision tower is not the course's encoder, so
+    no image processor is written. NVLM's hybrid (thumbnail tokens in the sequence) has no
+    Mllama equivalent."""
+    from minimllm.pretrained import replace_folder
+
+    if model.config.num_thumbnail_tokens:
+        raise ValueError(f"this model is NVLM's hybrid (num_thumbnail_tokens="
+                         f"{model.config.num_thumbnail_tokens}): Mllama has no image tokens in "
+                         "the sequence; export a Method-B model with num_thumbnail_tokens=0")
+    hf = to_transformers(model).cpu()
+
+    def write(folder):
+        hf.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    return replace_folder(path, write)
