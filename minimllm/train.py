@@ -8,9 +8,10 @@ periodic evaluation and checkpoints that resume the same run, gradient accumulat
 data-parallel training on several processes (PyTorch's DistributedDataParallel under `torchrun`).
 """
 
-__all__ = ["TrainConfig", "lr_multiplier", "History", "plot_history", "WEIGHTS_FILE", "STATE_FILE",
-    "save_checkpoint", "load_checkpoint", "to_device", "init_distributed", "train", "evaluate",
-    "set_trainable", "freeze", "unfreeze", "trainable_report"]
+__all__ = ["OPTIMIZERS", "make_optimizer", "TrainConfig", "lr_multiplier", "History",
+    "plot_history", "WEIGHTS_FILE", "STATE_FILE", "save_checkpoint", "load_checkpoint",
+    "to_device", "init_distributed", "train", "evaluate", "set_trainable", "freeze", "unfreeze",
+    "trainable_report"]
 
 
 # %% notebooks/01_language_model.ipynb cell 36
@@ -34,13 +35,30 @@ from minimllm.utils import autocast, get_device, seed_everything
 
 
 # %% notebooks/01_language_model.ipynb cell 37
+OPTIMIZERS = ("adamw", "adamw8bit")
+
+
+def make_optimizer(params, name: str = "adamw", lr: float = 3e-4):
+    """AdamW (Loshchilov & Hutter 2019) with betas (0.9, 0.95); `params` may be parameter groups.
+    "adamw8bit" keeps both moments in 8 bits (bitsandbytes; Dettmers et al. 2022, "8-bit
+    Optimizers via Block-wise Quantization"): chapter 08 measures the memory it saves."""
+    if name == "adamw8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.AdamW8bit(params, lr=lr, betas=(0.9, 0.95))
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95))
+    raise ValueError(f"optimizer {name!r}: choose from {OPTIMIZERS}")
+
+
 @dataclass
 class TrainConfig:
     """What `train` does. `warmup_steps=None` means 5% of `steps`; the learning rate then follows
     a cosine from `lr` down to `lr * min_lr_ratio`. `eval_every` / `checkpoint_every` of 0 mean
     "only at the end" (when an `eval_fn` / `checkpoint_path` is given). `grad_accum_steps = k`
     cuts every batch into k micro-batches whose gradients add up before the one update: the same
-    update for about k times less activation memory."""
+    update for about k times less activation memory. `optimizer`: "adamw" (fp32 states) or
+    "adamw8bit" (bitsandbytes' 8-bit states, chapter 08)."""
 
     steps: int
     lr: float = 3e-4
@@ -55,6 +73,7 @@ class TrainConfig:
     seed: int = 0
     device: str | torch.device | None = None
     grad_accum_steps: int = 1
+    optimizer: str = "adamw"
 
     def __post_init__(self):
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -69,6 +88,8 @@ class TrainConfig:
         for name in ("eval_every", "log_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer={self.optimizer!r}: choose from {OPTIMIZERS}")
         if not isinstance(self.grad_accum_steps, int) or self.grad_accum_steps < 1:
             raise ValueError("TrainConfig.grad_accum_steps must be an int >= 1, "
                              f"got {self.grad_accum_steps!r}")
@@ -345,8 +366,7 @@ def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torc
     names = {n for n, p in model.named_parameters(remove_duplicate=False) if id(p) in ids}
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr,
-                                  betas=(0.9, 0.95))
+    optimizer = make_optimizer([g for g in groups if g["params"]], config.optimizer, config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, config))
     history, start = History(), 0
     ckpt = Path(config.checkpoint_path) if config.checkpoint_path is not None else None
