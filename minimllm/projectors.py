@@ -418,7 +418,7 @@ class CAbstractor(Projector):
         return self.readout(grid_to_tokens(h))    # (B, M, d_lm)
 
 
-# %% notebooks/04_projectors.ipynb cell 34
+# %% notebooks/04_projectors.ipynb cell 35
 PROJECTORS = {cls.kind: cls for cls in (LinearProjector, MLPProjector, PixelShuffleProjector,
                                          PerceiverResampler, QFormer, CAbstractor)}
 _M_ARGUMENT = {"resampler": "num_latents", "qformer": "num_queries", "c_abstractor": "num_tokens"}
