@@ -63,7 +63,8 @@ def check_state_dict(model: torch.nn.Module, state: dict, source) -> None:
 
 def replace_folder(path, write) -> Path:
     """Atomic save: `write(tmp)` fills a fresh folder beside `path`, which then takes `path`'s
-    place. An interrupted save leaves the previous folder as it was."""
+    place. An interrupted save leaves the previous folder as it was (also when the interruption
+    comes between moving the old folder aside and moving the new one in)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = (path.with_name(f".{path.name}.tmp{os.getpid()}"),
@@ -76,6 +77,8 @@ def replace_folder(path, write) -> Path:
             path.rename(old)
         tmp.rename(path)
     finally:
+        if old.exists() and not path.exists():
+            old.rename(path)  # the new folder never arrived: the previous one goes back
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return path

@@ -9,9 +9,9 @@ data-parallel training on several processes (PyTorch's DistributedDataParallel u
 """
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "TrainConfig", "lr_multiplier", "History",
-    "plot_history", "WEIGHTS_FILE", "STATE_FILE", "save_checkpoint", "load_checkpoint",
-    "to_device", "init_distributed", "train", "evaluate", "set_trainable", "freeze", "unfreeze",
-    "trainable_report"]
+    "plot_history", "WEIGHTS_FILE", "STATE_FILE", "save_checkpoint", "check_checkpoint_folder",
+    "load_checkpoint", "to_device", "init_distributed", "train", "evaluate", "set_trainable",
+    "freeze", "unfreeze", "trainable_report"]
 
 
 # %% notebooks/01_language_model.ipynb cell 36
@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from minimllm.pretrained import replace_folder
 from minimllm.utils import autocast, get_device, seed_everything
 
 
@@ -175,19 +176,6 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write through `write(tmp_path)`, then move into place: readers see the old or
-    the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _trained_state(model: torch.nn.Module, names: set[str]) -> dict[str, torch.Tensor]:
     """The tensors a checkpoint holds: the optimized parameters (by name) and the
     model's buffers."""
@@ -198,22 +186,41 @@ def _trained_state(model: torch.nn.Module, names: set[str]) -> dict[str, torch.T
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer, scheduler, step: int,
                     history: History, names: set[str]) -> None:
-    """Write `model.safetensors` and `trainer_state.pt` under the folder `path`, each atomically."""
-    path = Path(path)
+    """Write `model.safetensors` and `trainer_state.pt` into a fresh folder that then takes the
+    place of the folder `path` (`replace_folder`): an interrupted save leaves the previous
+    checkpoint whole, never half of each."""
     tensors = _trained_state(model, names)
-    _atomic(path / WEIGHTS_FILE, lambda f: save_file(tensors, f, metadata={"step": str(step)}))
     rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "history": history.to_dict(), "rng": rng}
-    _atomic(path / STATE_FILE, lambda f: torch.save(state, f))
+
+    def write(folder: Path):
+        save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"step": str(step)})
+        torch.save(state, folder / STATE_FILE)
+
+    replace_folder(path, write)
+
+
+def check_checkpoint_folder(path: str | Path) -> None:
+    """Refuse a `checkpoint_path` that holds anything but a checkpoint: every save replaces the
+    whole folder, which would delete those files."""
+    path = Path(path)
+    if path.is_file():
+        raise ValueError(f"checkpoint_path {path} is a file: give a folder (created if missing)")
+    others = sorted(p.name for p in path.iterdir()
+                    if p.name not in (WEIGHTS_FILE, STATE_FILE)) if path.is_dir() else []
+    if others:
+        raise ValueError(f"checkpoint_path {path} holds other files ({others[:5]}), which every "
+                         "checkpoint save would delete: give a new or empty folder")
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, scheduler=None):
     """Load a checkpoint written by `train` into `model` (and optimizer / scheduler / random state
-    when given). Returns `(step, history)`. Raises a clear error for a broken or
-    foreign checkpoint."""
+    when given). Returns `(step, history)`. Everything is read and checked before anything is
+    changed: a broken or foreign checkpoint raises a clear error and leaves the model, the
+    optimizer and the files as they were."""
     path = Path(path)
     weights, state_file = path / WEIGHTS_FILE, path / STATE_FILE
     if not weights.exists() or not state_file.exists():
@@ -239,6 +246,13 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, sc
     if unknown or bad:
         raise ValueError(f"checkpoint in {path} does not match this model (unknown: {unknown[:5]}, "
                          f"wrong shape: {bad[:5]}); use another checkpoint_path or delete it")
+    if optimizer is not None:
+        saved = [len(g["params"]) for g in state["optimizer"]["param_groups"]]
+        ours = [len(g["params"]) for g in optimizer.param_groups]
+        if saved != ours:
+            raise ValueError(f"checkpoint in {path} optimized other parameters (groups of {saved} "
+                             f"tensors, this run: {ours}): train the same parameters to resume, "
+                             "or use another checkpoint_path")
     model.load_state_dict(tensors, strict=False)
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -370,6 +384,8 @@ def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torc
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, config))
     history, start = History(), 0
     ckpt = Path(config.checkpoint_path) if config.checkpoint_path is not None else None
+    if ckpt is not None:
+        check_checkpoint_folder(ckpt)
     if ckpt is not None and (ckpt / STATE_FILE).exists():
         start, history = load_checkpoint(ckpt, model, optimizer, scheduler)
         if rank == 0:

@@ -126,3 +126,88 @@ def test_freezing_keeps_weights_and_the_report_counts_them():
     assert not torch.equal(net[2].weight, before2)
     unfreeze(net)
     assert trainable_report(net, parts=["0"], show=False) == {"0": (32, 32), "total": (41, 41)}
+
+
+def _files(folder):
+    """{name: bytes} of the files under `folder` (hidden leftovers included)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_save_interrupted_between_its_two_files_keeps_the_previous_checkpoint(tmp_path,
+                                                                                 monkeypatch):
+    import minimllm.train as train_module
+
+    cfg = dict(steps=12, lr=1e-2, device="cpu", checkpoint_every=5)
+    model_a, batches, loss_fn = _problem()
+    train(model_a, loss_fn, batches, TrainConfig(**cfg, checkpoint_path=tmp_path / "a"))
+
+    real_save, saves = torch.save, []
+
+    def dying_save(obj, f, *args, **kwargs):  # the trainer state of the second checkpoint
+        saves.append(obj["step"])
+        if obj["step"] == 10:
+            raise KeyboardInterrupt("killed after the weights, before the trainer state")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.torch, "save", dying_save)
+    model_b, _, _ = _problem()
+    with pytest.raises(KeyboardInterrupt):
+        train(model_b, loss_fn, batches, TrainConfig(**cfg, checkpoint_path=tmp_path / "b"))
+    monkeypatch.undo()
+    assert saves == [5, 10]
+    folder = tmp_path / "b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no half-written folder
+    before = _files(folder)
+    assert sorted(before) == ["model.safetensors", "trainer_state.pt"]
+    step, history = load_checkpoint(folder, _problem()[0])
+    assert step == 5 and history.steps == [1, 2, 3, 4, 5]
+    # a failed load changes no file and not the model
+    wrong = nn.Sequential(nn.Linear(8, 4))
+    kept = [p.detach().clone() for p in wrong.parameters()]
+    with pytest.raises(ValueError, match="does not match this model"):
+        load_checkpoint(folder, wrong)
+    assert all(torch.equal(p, k) for p, k in zip(wrong.parameters(), kept))
+    model_d = _problem()[0]
+    fewer = torch.optim.AdamW(model_d[0].parameters())
+    kept = [p.detach().clone() for p in model_d.parameters()]
+    with pytest.raises(ValueError, match="optimized other parameters"):
+        load_checkpoint(folder, model_d, fewer)
+    assert all(torch.equal(p, k) for p, k in zip(model_d.parameters(), kept))
+    assert _files(folder) == before
+    # resuming after the interruption ends exactly where the uninterrupted run did
+    model_c, _, _ = _problem(seed=123)
+    train(model_c, loss_fn, batches, TrainConfig(**cfg, checkpoint_path=folder))
+    for pa, pc in zip(model_a.parameters(), model_c.parameters()):
+        assert torch.equal(pa, pc)
+
+
+def test_a_save_interrupted_between_the_two_renames_puts_the_old_folder_back(tmp_path,
+                                                                             monkeypatch):
+    from pathlib import Path
+
+    from minimllm.pretrained import replace_folder
+
+    replace_folder(tmp_path / "ckpt", lambda f: (f / "w").write_text("old"))
+    real_rename, calls = Path.rename, []
+
+    def rename(self, target):
+        calls.append(self.name)
+        if len(calls) == 2:  # old folder moved aside, the new one not yet in place
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        replace_folder(tmp_path / "ckpt", lambda f: (f / "w").write_text("new"))
+    monkeypatch.undo()
+    assert calls[0] == "ckpt" and calls[1].startswith(".ckpt.tmp")
+    assert _files(tmp_path) == {"ckpt/w": b"old"}
+
+
+def test_a_checkpoint_path_holding_other_files_is_refused(tmp_path):
+    model, batches, loss_fn = _problem()
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds other files.*new or empty folder"):
+        train(model, loss_fn, batches, TrainConfig(steps=2, device="cpu", checkpoint_path=tmp_path))
+    assert (tmp_path / "notes.txt").read_text() == "mine"
