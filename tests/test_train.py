@@ -211,3 +211,34 @@ def test_a_checkpoint_path_holding_other_files_is_refused(tmp_path):
     with pytest.raises(ValueError, match="holds other files.*new or empty folder"):
         train(model, loss_fn, batches, TrainConfig(steps=2, device="cpu", checkpoint_path=tmp_path))
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    """(vocabulary size, token stream): Shapes World text as bytes (no tokenizer to train)."""
+    from minimllm.data import text_corpus
+
+    return 256, torch.tensor(list(" ".join(text_corpus(n_scenes=40, seed=1)).encode()))
+
+
+def _lm_run(tokens, seed: int, steps: int = 10) -> tuple[list[float], torch.Tensor]:
+    """A short language-model run from `seed` alone: model, batches and training all seeded."""
+    from minimllm.lm import LanguageModel, LMConfig, lm_loss, random_windows
+    from minimllm.utils import seed_everything
+
+    vocab_size, stream = tokens
+    seed_everything(seed)
+    model = LanguageModel(LMConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=4,
+                                   n_kv_heads=2, ffn_dim=64, max_seq_len=32))
+    history = train(model, lm_loss, random_windows(stream, 8, 32, seed=seed),
+                    TrainConfig(steps=steps, lr=3e-3, device="cpu", seed=seed))
+    return history.losses, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_the_same_seed_gives_the_same_loss_curve_on_cpu(tokens, one_thread):
+    losses_a, weights_a = _lm_run(tokens, seed=3)
+    losses_b, weights_b = _lm_run(tokens, seed=3)
+    assert losses_a == losses_b and torch.equal(weights_a, weights_b)  # bit for bit
+    assert losses_a[-1] < losses_a[0]
+    losses_c, _ = _lm_run(tokens, seed=4)
+    assert losses_c != losses_a  # the seed does decide the run
