@@ -424,10 +424,12 @@ def processor_chat_template(template: str = CHAT_TEMPLATE) -> str:
 def to_transformers_processor(tokenizer, config: MLLMConfig):
     """transformers' `LlavaProcessor` that prepares inputs as `ChatProcessor` does: the image
     processor resizes with PIL's bilinear filter to the encoder's size and maps [0, 255] to
-    [-1, 1] (`to_pixel_values`), and each `<image>` becomes N image tokens. (transformers
-    composites an RGBA image on white where `to_pixel_values` drops its alpha; with torchvision
-    installed it resizes with torchvision unless loaded with `backend="pil"`: give RGB images of
-    the encoder's size for pixel-identical inputs.)"""
+    [-1, 1] (`to_pixel_values`), each `<image>` becomes N image tokens, and the chat template
+    also takes messages whose content is a list of parts (`processor_chat_template`).
+    Differences: transformers composites an RGBA image on white where `to_pixel_values` drops its
+    alpha, and with torchvision installed it resizes with torchvision unless loaded with
+    `backend="pil"` (for pixel-identical inputs give RGB images); `ChatProcessor.decode` trims the
+    whitespace around a reply, transformers' decoding keeps it."""
     from transformers import LlavaProcessor
     from transformers.image_utils import PILImageResampling
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
@@ -443,17 +445,18 @@ def to_transformers_processor(tokenizer, config: MLLMConfig):
                           chat_template=processor_chat_template())
 
 
-def save_transformers(model: MLLM, tokenizer, path, max_new_tokens: int = 48,
-                      eos_token_id: int = SPECIAL_IDS["end"]) -> Path:
+def save_transformers(model: MLLM, tokenizer, path, max_new_tokens: int = 48) -> Path:
     """Write a transformers folder (atomically): `LlavaForConditionalGeneration` weights and
-    config, a generation config (greedy, stopping at `eos_token_id`: chapter 07's `<|end|>`) and
-    the `LlavaProcessor` of `to_transformers_processor`. `pipeline("image-text-to-text", path)`
-    and `AutoModelForImageTextToText` / `AutoProcessor` load it offline."""
+    config, a generation config (greedy, at most `max_new_tokens`, stopping at chapter 07's
+    `<|end|>` or at `</s>`, where `ChatProcessor.decode` cuts a reply) and the `LlavaProcessor`
+    of `to_transformers_processor`. `pipeline("image-text-to-text", path)` and
+    `AutoModelForImageTextToText` / `AutoProcessor` load it offline and answer as `chat`."""
     from transformers import GenerationConfig
 
     hf = to_transformers(model).cpu()
     hf.generation_config = GenerationConfig(
-        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id,
+        do_sample=False, max_new_tokens=max_new_tokens,
+        eos_token_id=[SPECIAL_IDS["end"], tokenizer.eos_token_id],
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)
     processor = to_transformers_processor(tokenizer, model.config)
 
