@@ -2,8 +2,8 @@
 
 __all__ = ["to_pixel_values", "patchify", "unpatchify", "PatchEmbed",
     "sincos_1d_position_embedding", "sincos_2d_position_embedding", "ViTConfig", "VisionOutput",
-    "EncoderSelfAttention", "MLP", "EncoderBlock", "VisionTransformer", "to_transformers",
-    "ViTClassifier"]
+    "EncoderSelfAttention", "MLP", "EncoderBlock", "check_pixel_values", "VisionTransformer",
+    "to_transformers", "ViTClassifier"]
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 4
@@ -20,15 +20,73 @@ from minimllm.utils import init_weights
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 5
+def _image_tensor(img, num_channels: int, image_size: int | None) -> torch.Tensor:
+    """One image (PIL, array or tensor) -> a float tensor (C, H, W) in [0, 1], checked: 16-bit
+    images, floats outside [0, 1] (0-255 floats, or pixels already normalised to [-1, 1]), NaN,
+    channel-last tensors and unsupported types raise errors that say what to do."""
+    from PIL import Image
+
+    if isinstance(img, Image.Image):
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            raise ValueError(f"a {img.mode!r} image (16- or 32-bit pixels): PIL's RGB conversion "
+                             "would clip it to white; convert it to 8 bits first, e.g. "
+                             "Image.fromarray((np.asarray(img) / 257).astype(np.uint8))")
+        img = img.convert("RGB" if num_channels == 3 else "L")
+        if image_size is not None and img.size != (image_size, image_size):
+            img = img.resize((image_size, image_size), Image.BILINEAR)
+        img = np.asarray(img)
+    if isinstance(img, np.ndarray):
+        if img.dtype == np.uint16:
+            raise ValueError("a uint16 array (a 16-bit image): scale it to 8 bits, e.g. "
+                             "(arr / 257).astype(np.uint8), or to floats in [0, 1] (arr / 65535)")
+        if img.dtype == np.bool_ or not np.issubdtype(img.dtype, np.number):
+            raise TypeError(f"an array of dtype {img.dtype}: give uint8 pixels in [0, 255] or "
+                            "floats in [0, 1]")
+        if np.issubdtype(img.dtype, np.integer):  # 8-bit pixels, whatever the integer type
+            if img.size and (img.min() < 0 or img.max() > 255):
+                raise ValueError(f"integer pixels must be in [0, 255], got [{img.min()}, "
+                                 f"{img.max()}]: give 8-bit images")
+            img = img.astype(np.float32) / 255.0
+        if img.ndim not in (2, 3):
+            raise ValueError(f"an image array must be (H, W) or (H, W, C), got shape {img.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
+        t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)  # (H, W, C) -> (C, H, W)
+    elif isinstance(img, torch.Tensor):
+        if img.dtype == torch.bool or img.is_complex():
+            raise TypeError(f"a {img.dtype} tensor: give floats in [0, 1]")
+        t = img.float() / 255.0 if img.dtype == torch.uint8 else img.float()
+        t = t.unsqueeze(0) if t.ndim == 2 else t
+        if t.ndim != 3:
+            raise ValueError(f"an image tensor must be (C, H, W) (or a batch (B, C, H, W)), got "
+                             f"shape {tuple(img.shape)}")
+        if t.shape[0] != num_channels and t.shape[-1] == num_channels:
+            raise ValueError(f"a tensor of shape {tuple(img.shape)} looks channel-last "
+                             f"(H, W, C): tensors are channel-first (C, H, W); use "
+                             "x.permute(2, 0, 1) (a batch: x.permute(0, 3, 1, 2))")
+    else:
+        raise TypeError(f"to_pixel_values: unsupported image type {type(img).__name__}; give "
+                        "PIL images, numpy arrays or tensors (open a file with PIL.Image.open)")
+    if not torch.isfinite(t).all():
+        raise ValueError("the image holds NaN or infinite values: fix the pixels first")
+    if t.numel() and (t.min() < -1e-3 or t.max() > 1 + 1e-3):
+        lo, hi = t.min().item(), t.max().item()
+        hint = ("values below 0: these pixels look already normalised to [-1, 1]; pass them to "
+                "the model as they are, or map them back with (x + 1) / 2" if lo < 0 else
+                "floats above 1 look like 0-255 pixels: divide them by 255 (or give uint8)")
+        raise ValueError(f"float pixels must be in [0, 1], got [{lo:.3g}, {hi:.3g}]: {hint}")
+    return t
+
+
 def to_pixel_values(images, image_size: int | None = None, num_channels: int = 3) -> torch.Tensor:
     """Images -> a float tensor (B, C, H, W) scaled to [-1, 1], as SigLIP's processor does.
 
     `images`: a PIL image, an array (H, W[, C]) of uint8 in [0, 255] or floats in [0, 1], a tensor
     (C, H, W) in [0, 1], or a list of these. PIL images are converted to RGB (or "L" when
-    `num_channels == 1`) and resized to `image_size` when it is given.
+    `num_channels == 1`) and resized to `image_size` when it is given. Anything else (16-bit
+    pixels, floats in 0-255, pixels already in [-1, 1], NaN, channel-last tensors) is an error.
     """
-    from PIL import Image
-
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         images = list(images)
     if not isinstance(images, (list, tuple)):
@@ -37,22 +95,7 @@ def to_pixel_values(images, image_size: int | None = None, num_channels: int = 3
         raise ValueError("to_pixel_values got no images")
     out = []
     for img in images:
-        if isinstance(img, Image.Image):
-            img = img.convert("RGB" if num_channels == 3 else "L")
-            if image_size is not None and img.size != (image_size, image_size):
-                img = img.resize((image_size, image_size), Image.BILINEAR)
-            img = np.asarray(img)
-        if isinstance(img, np.ndarray):
-            arr = (img.astype(np.float32) / 255.0 if img.dtype == np.uint8
-                   else img.astype(np.float32))
-            t = torch.from_numpy(arr)
-            t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)  # (C, H, W)
-        elif isinstance(img, torch.Tensor):
-            t = img.float()
-            t = t.unsqueeze(0) if t.ndim == 2 else t
-        else:
-            raise ValueError(f"to_pixel_values: unsupported image type {type(img).__name__}; "
-                             "give PIL images, numpy arrays or tensors")
+        t = _image_tensor(img, num_channels, image_size)
         if t.shape[0] != num_channels:
             raise ValueError(f"image has {t.shape[0]} channels, expected {num_channels}: convert "
                              f"it (e.g. PIL's .convert('RGB')) or set num_channels")
@@ -164,6 +207,11 @@ class ViTConfig(Config):
     pos_embed: str = "learned"  # "learned" (SigLIP) or "sincos" (fixed 2-D sin-cos)
 
     def __post_init__(self):
+        for name in ("image_size", "patch_size", "num_channels", "hidden_size", "num_layers",
+                     "num_heads", "intermediate_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ViTConfig.{name} must be a positive int, got {value!r}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size "
                              f"{self.patch_size}: pick sizes such that "
@@ -262,6 +310,23 @@ class EncoderBlock(nn.Module):
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 25
+def check_pixel_values(pixel_values) -> None:
+    """Refuse what the encoder cannot mean to see: a non-tensor, integer pixels, NaN, or values
+    far outside [-1, 1] (0-255 pixels given as floats)."""
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"pixel_values must be a tensor (B, C, H, W), got "
+                        f"{type(pixel_values).__name__}: make it with to_pixel_values(images)")
+    if not pixel_values.is_floating_point():
+        raise TypeError(f"pixel_values must be floats in [-1, 1], got {pixel_values.dtype}: "
+                        "make them with to_pixel_values(images)")
+    if not torch.isfinite(pixel_values).all():
+        raise ValueError("pixel_values hold NaN or infinite values: check the images")
+    if pixel_values.numel() and pixel_values.abs().max() > 10:
+        raise ValueError(f"pixel_values reach {pixel_values.abs().max().item():.4g}, but the "
+                         "encoder expects [-1, 1]: these look like 0-255 pixels; make them with "
+                         "to_pixel_values(images)")
+
+
 class VisionTransformer(nn.Module, Pretrained):
     """ViT encoder (Dosovitskiy et al. 2021) in SigLIP's layout (Zhai et al. 2023): patch embedding,
     position embedding, pre-LN blocks, post LayerNorm. `model(pixel_values)` returns a
@@ -290,6 +355,7 @@ class VisionTransformer(nn.Module, Pretrained):
         returned, numbered as transformers' LLaVA numbers `vision_feature_layer`: -1 the output
         after the final LayerNorm, -2 the block before, ..., -(L + 1) the patch embeddings with
         their positions; the blocks after it are not run."""
+        check_pixel_values(pixel_values)
         x = self.patch_embed(pixel_values)  # (B, N, D); checks shape, channels, divisibility
         size = self.config.image_size
         if pixel_values.shape[-2:] != (size, size):
