@@ -7,12 +7,13 @@ PY := $(BIN)/python
 export PATH := $(abspath $(BIN)):$(PATH)
 CELL_TIMEOUT ?= 600
 
-.PHONY: help demo assistant test lint unit nbtest export update export-check exercises exercises-check grade \
+.PHONY: help demo assistant gpu test lint unit nbtest export update export-check exercises exercises-check grade \
         checkpoints run-notebook lab env clean
 
 help:
 	@echo "make demo         the main job: environment check, data preview, train the MLLM and report accuracy"
 	@echo "make assistant    chapter 07: instruction-tune the assistant, report VQA / caption / POPE"
+	@echo "make gpu          chapter 08: a bigger assistant, NF4 LM + LoRA, on one CUDA GPU"
 	@echo "make test         the whole suite in quick mode (lint, unit, export/exercise sync, notebooks)"
 	@echo "make lab          JupyterLab on the course"
 	@echo "make export       write minimllm/ from the notebooks' #| export cells"
@@ -42,6 +43,9 @@ demo: env
 
 assistant: env
 	$(BIN)/minimllm assistant
+
+gpu: env
+	$(BIN)/minimllm train --preset gpu
 
 lint: env
 	$(BIN)/ruff check minimllm tests notebooks solutions exercises

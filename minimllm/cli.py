@@ -3,6 +3,7 @@
     minimllm env                 environment report (versions, device, bf16, bitsandbytes)
     minimllm demo                environment check, data preview, then the main job
     minimllm train               the main job: train the MLLM (captioner) on Shapes World
+    minimllm train --preset gpu  chapter 08: a bigger assistant, QLoRA-style, on one CUDA GPU
     minimllm assistant           chapter 07's job: instruction-tune the assistant, report accuracy
     minimllm chat --image PATH "question"   ask the trained assistant about an image
     minimllm grade NOTEBOOK      grade an exercise notebook
@@ -55,9 +56,19 @@ def cmd_demo(args) -> int:
 
 def cmd_train(args) -> int:
     """The main job: a LLaVA-style MLLM aligned and tuned on Shapes World from the pretrained
-    towers (chapter 05); prints the held-out caption accuracy, exits non-zero below its target."""
+    towers (chapter 05); prints the held-out caption accuracy, exits non-zero below its target.
+    `--preset gpu`: chapter 08's bigger assistant, pretrained and tuned QLoRA-style."""
     from minimllm.captioning import main_job
 
+    if getattr(args, "preset", "cpu") == "gpu":
+        from minimllm.quant import gpu_job
+        from minimllm.utils import get_device
+
+        if get_device().type != "cuda" and not args.quick:
+            print("warning: no CUDA GPU here; the GPU preset will take very long (use --quick "
+                  "to check the code path)", file=sys.stderr)
+        gpu_job(quick=args.quick)
+        return 0
     metrics = main_job(quick=args.quick, seed=args.seed)
     # below the target accuracy: a failure the shell can see (under torchrun, rank 0 judges)
     return 0 if metrics.get("passed", True) else 1
@@ -225,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--quick", action="store_true", help="a few steps only (a smoke test)")
         p.add_argument("--seed", type=int, default=0)
+        if name == "train":
+            p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu",
+                           help="cpu: the captioner of chapter 05 (default); gpu: chapter 08's "
+                                "bigger assistant with an NF4 LM and LoRA on one CUDA GPU")
         p.set_defaults(func=func)
     q = sub.add_parser("chat", help="ask the trained assistant a question about an image")
     q.add_argument("question", help='e.g. "what colour is the circle?"')
