@@ -7,8 +7,8 @@ cache for generation, and conversion to and from transformers' `LlamaForCausalLM
 __all__ = ["LMConfig", "RMSNorm", "rope_tables", "rotate_half", "apply_rope", "SwiGLU", "KVCache",
     "CausalSelfAttention", "DecoderBlock", "LMOutput", "LanguageModel", "next_token_loss",
     "llama_config", "to_transformers", "from_transformers", "tokenize_corpus", "random_windows",
-    "lm_loss", "evaluate_lm", "top_k_filter", "top_p_filter", "sample_next_token", "generate",
-    "load_reference", "train_reference"]
+    "lm_loss", "evaluate_lm", "check_sampling", "top_k_filter", "top_p_filter",
+    "sample_next_token", "check_prompts", "generate", "load_reference", "train_reference"]
 
 
 # %% notebooks/01_language_model.ipynb cell 22
@@ -45,6 +45,11 @@ class LMConfig(Config):
     tie_embeddings: bool = False
 
     def __post_init__(self):
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim",
+                     "max_seq_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"LMConfig.{name} must be a positive int, got {value!r}")
         if self.dim % self.n_heads:
             raise ValueError(f"dim={self.dim} must be divisible by n_heads={self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -52,9 +57,6 @@ class LMConfig(Config):
                              f"n_kv_heads={self.n_kv_heads}")
         if self.head_dim % 2:
             raise ValueError(f"head_dim={self.head_dim} must be even for rotary embeddings")
-        for name in ("vocab_size", "n_layers", "ffn_dim", "max_seq_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LMConfig.{name} must be >= 1, got {getattr(self, name)}")
 
     @property
     def head_dim(self) -> int:
@@ -268,6 +270,13 @@ class LanguageModel(nn.Module, Pretrained):
                 raise ValueError(f"inputs_embeds must be (batch, time, {self.config.dim}), "
                                  f"got shape {tuple(inputs_embeds.shape)}")
             return inputs_embeds
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(f"input_ids must be a (batch, time) tensor of token ids, got "
+                            f"{type(input_ids).__name__}: use torch.tensor(ids) (a tokenizer "
+                            "with return_tensors='pt' makes one)")
+        if input_ids.is_floating_point() or input_ids.dtype == torch.bool:
+            raise TypeError(f"input_ids must be integer token ids (torch.long), got "
+                            f"{input_ids.dtype}: use input_ids.long()")
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be (batch, time), got shape {tuple(input_ids.shape)}")
         lo, hi = input_ids.aminmax() if input_ids.numel() else (0, 0)
@@ -418,6 +427,21 @@ def evaluate_lm(model: "LanguageModel", tokens: torch.Tensor, seq_len: int = 128
 
 
 # %% notebooks/01_language_model.ipynb cell 62
+def check_sampling(temperature: float = 0.0, top_k: int | None = None,
+                   top_p: float | None = None) -> None:
+    """Refuse sampling settings out of range: temperature >= 0 (0: greedy), top_k >= 0 (0 or
+    None: off), top_p in (0, 1] (None or 1: off)."""
+    import math
+
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0 (0 is greedy), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 0):
+        raise ValueError(f"top_k must be an int >= 0 (0 or None: no top-k), got {top_k!r}")
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (1 or None: no nucleus filter), got {top_p!r}")
+
+
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Set every logit below the k-th largest (per row) to -inf. logits: (..., V)."""
     if k is None or k <= 0 or k >= logits.shape[-1]:
@@ -429,10 +453,9 @@ def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
 def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     """Nucleus filtering (Holtzman et al., 2020): keep the smallest set of most likely tokens whose
     probability adds up to at least p; the others get -inf. logits: (..., V)."""
-    if p is None or p >= 1.0:
+    check_sampling(top_p=p)
+    if p is None or p == 1.0:
         return logits
-    if p <= 0:
-        raise ValueError(f"top_p must be in (0, 1], got {p}")
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
     before = probs.cumsum(dim=-1) - probs  # mass of the more likely tokens
@@ -445,8 +468,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int
                       top_p: float | None = None,
                       generator: torch.Generator | None = None) -> torch.Tensor:
     """Next token ids (B,) from last-position logits (B, V): greedy when temperature is 0."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    check_sampling(temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = top_p_filter(top_k_filter(logits.float() / temperature, top_k), top_p)
@@ -454,17 +476,45 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int
 
 
 # %% notebooks/01_language_model.ipynb cell 65
+def check_prompts(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None):
+    """Generation continues every row from its last position, so a batch of prompts must have one
+    length: refuse padding (zeros in `attention_mask`, or rows of `input_ids` ending with `<pad>`),
+    which would make the model continue after the padding."""
+    if input_ids is not None and not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"the prompts must be a (batch, time) tensor of token ids, got "
+                        f"{type(input_ids).__name__}: prompts of unequal length go in separate "
+                        "batches (chat.batches_of_equal_length groups them)")
+    padded = attention_mask is not None and not bool(attention_mask.bool().all())
+    if input_ids is not None and input_ids.ndim == 2 and input_ids.shape[1]:
+        padded = padded or bool((input_ids[:, -1] == PAD_ID).any())
+    if padded:
+        raise ValueError("the prompts are padded (prompts of unequal length in one batch): "
+                         "generation would continue after the padding. Generate prompts of one "
+                         "length per batch (chat.batches_of_equal_length groups them) or one at "
+                         "a time")
+
+
 @torch.no_grad()
 def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None,
              max_new_tokens: int = 32, temperature: float = 0.0, top_k: int | None = None,
              top_p: float | None = None, eos_token_id: int | None = None, use_cache: bool = True,
              inputs_embeds: torch.Tensor | None = None, context=None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None,
+             attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Continue a prompt. Returns (B, T + new) token ids when the prompt is `input_ids`, or the new
     tokens (B, new) when it is `inputs_embeds` (as transformers does). Greedy when temperature is 0.
-    Once a row has produced `eos_token_id` it is padded with it; generation stops when all have."""
+    Once a row has produced `eos_token_id` it is padded with it; generation stops when all have.
+    The prompts of a batch must have one length: an `attention_mask` with padding, or a row
+    that ends with `<pad>`, is an error (generate such prompts one length at a time)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds as the prompt")
+    check_sampling(temperature, top_k, top_p)
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if input_ids is not None:
+        check_prompts(input_ids, attention_mask)
+    elif attention_mask is not None and not bool(attention_mask.bool().all()):
+        check_prompts(None, attention_mask)
     prompt = input_ids if input_ids is not None else inputs_embeds
     B, T = prompt.shape[:2]
     limit = model.config.max_seq_len

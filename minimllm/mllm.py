@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from minimllm.lm import KVCache, LanguageModel, LMConfig, LMOutput
+from minimllm.lm import KVCache, LanguageModel, LMConfig, LMOutput, check_prompts
 from minimllm.lm import generate as lm_generate
 from minimllm.pretrained import CONFIG_FILE, Config, Pretrained, load_tokenizer, replace_folder
-from minimllm.projectors import build_projector
+from minimllm.projectors import PROJECTORS, build_projector
 from minimllm.tokenizer import (
     CHAT_TEMPLATE,
     EOS_ID,
@@ -96,7 +96,15 @@ class MLLMProcessor:
     @classmethod
     def from_pretrained(cls, path) -> "MLLMProcessor":
         """The processor of an MLLM saved with `save_pretrained` (its tokenizer and config)."""
-        config = MLLMConfig.from_dict(json.loads((Path(path) / CONFIG_FILE).read_text()))
+        file = Path(path) / CONFIG_FILE
+        if not file.exists():
+            raise FileNotFoundError(f"{path} holds no {CONFIG_FILE}: give the folder of an MLLM "
+                                    "saved with save_pretrained (with its tokenizer)")
+        try:
+            config = MLLMConfig.from_dict(json.loads(file.read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
+            raise ValueError(f"{file} is not the config of a saved MLLM ({error}): give the folder "
+                             "of an MLLM saved with save_pretrained") from error
         return cls(load_tokenizer(path), config.num_image_tokens_out(), config.vision.image_size)
 
     def expand(self, prompt: str) -> str:
@@ -186,8 +194,13 @@ def merge_image_features(inputs_embeds: torch.Tensor, input_ids: torch.Tensor,
     raises a ValueError when the number of placeholders is not n_images * M."""
     mask = input_ids == image_token_id                                   # (B, T)
     n_tokens, (n_images, M, D) = int(mask.sum()), image_features.shape
+    per_row = mask.sum(1).tolist()
+    if any(n % M for n in per_row) and n_tokens == n_images * M:
+        raise ValueError(f"an image is split across two sequences: the rows hold {per_row} "
+                         f"{IMAGE_TOKEN} placeholders, not multiples of M={M}. Each image's M "
+                         "placeholders must sit in one row: expand each prompt's own "
+                         f"{IMAGE_TOKEN} with MLLMProcessor and do not cut or shift rows")
     if n_tokens != n_images * M:
-        per_row = mask.sum(1).tolist()
         raise ValueError(f"image tokens and image features do not match: the input holds "
                          f"{n_tokens} {IMAGE_TOKEN} placeholders (per sequence: {per_row}) but "
                          f"{n_images} image(s) x M={M} give {n_images * M} image tokens. Expand "
@@ -227,6 +240,9 @@ class MLLMConfig(Config):
             raise ValueError(f"vision_feature_layer={self.vision_feature_layer}: use -1 "
                              f"(the last layer) down to -{self.vision.num_layers + 1} "
                              "(the patch embeddings)")
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"unknown projector {self.projector!r}: choose one of "
+                             f"{sorted(PROJECTORS)}")
         if not 0 <= self.image_token_id < self.lm.vocab_size:
             raise ValueError(f"image_token_id={self.image_token_id} is outside the LM's vocabulary "
                              f"(vocab_size={self.lm.vocab_size})")
@@ -320,10 +336,13 @@ class MLLM(nn.Module, Pretrained):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
                  max_new_tokens: int = 48, eos_token_id: int | None = EOS_ID,
-                 temperature: float = 0.0, use_cache: bool = True) -> torch.Tensor:
+                 temperature: float = 0.0, use_cache: bool = True,
+                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """New tokens (B, new) after prompts of equal length (B, T): the prompt, image tokens merged
         in, goes through the LM once, filling its KV cache; then one token per step (greedy when
-        temperature is 0), stopping when every row has produced `eos_token_id`."""
+        temperature is 0), stopping when every row has produced `eos_token_id`. Padded prompts
+        (an `attention_mask` with zeros, rows ending with `<pad>`) are an error."""
+        check_prompts(input_ids, attention_mask)
         pixel_values = None if pixel_values is None else pixel_values.to(self.device)
         embeds, context = self.embed_with_context(input_ids.to(self.device), pixel_values)
         return lm_generate(self.lm, inputs_embeds=embeds, max_new_tokens=max_new_tokens,

@@ -433,6 +433,9 @@ def build_projector(kind: str, d_vision: int, d_lm: int, num_tokens: int | None 
     `ProjectorConfig` in `.config`."""
     if kind not in PROJECTORS:
         raise ValueError(f"unknown projector {kind!r}: choose one of {sorted(PROJECTORS)}")
+    if num_tokens is not None and (not isinstance(num_tokens, int) or num_tokens < 1):
+        raise ValueError(f"num_tokens={num_tokens!r}: M, the image tokens per image, must be an "
+                         "int >= 1 (or None for the projector's default)")
     args = dict(kw)
     if kind in _M_ARGUMENT and num_tokens is not None:
         args[_M_ARGUMENT[kind]] = num_tokens
