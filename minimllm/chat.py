@@ -5,15 +5,15 @@ Instruction Tuning"; LLaVA-1.5: Liu et al. 2024, "Improved Baselines with Visual
 Tuning"): chapter 01's chat template turns messages into tokens, each `<image>` becomes M image
 tokens, and the labels keep only the assistant's tokens."""
 
-__all__ = ["END_ID", "FORMAT_PROMPT", "image_turn", "vqa_messages", "ChatProcessor",
-    "batches_of_equal_length", "chat"]
+__all__ = ["END_ID", "FORMAT_PROMPT", "image_turn", "vqa_messages", "check_messages",
+    "ChatProcessor", "batches_of_equal_length", "chat"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 8
 import torch
 
 from minimllm.mllm import MLLM, MLLMProcessor
-from minimllm.tokenizer import IMAGE_TOKEN, IMAGE_TOKEN_ID, SPECIAL_IDS, pad_sequences
+from minimllm.tokenizer import CHAT_ROLES, IMAGE_TOKEN, IMAGE_TOKEN_ID, SPECIAL_IDS, pad_sequences
 
 END_ID = SPECIAL_IDS["end"]  # `<|end|>` closes every message: the assistant learns to stop with it
 FORMAT_PROMPT = " answer briefly."  # our LLaVA-1.5 "Answer ... using a single word or phrase."
@@ -32,6 +32,21 @@ def vqa_messages(question: str, answer: str | None = None,
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 9
+def check_messages(messages) -> None:
+    """A conversation is a non-empty list of {"role", "content"} dicts, roles in `CHAT_ROLES`,
+    contents strings; anything else is a ValueError that shows the culprit."""
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise ValueError(f"a conversation is a non-empty list of messages, got {messages!r}")
+    for m in messages:
+        if not isinstance(m, dict) or set(m) != {"role", "content"}:
+            raise ValueError(f"a message is a dict with 'role' and 'content', got {m!r}")
+        if m["role"] not in CHAT_ROLES:
+            raise ValueError(f"unknown chat role {m['role']!r}: use one of {CHAT_ROLES}")
+        if not isinstance(m["content"], str):
+            raise ValueError(f"a message's content is a string (with {IMAGE_TOKEN} where an image "
+                             f"goes), got {type(m['content']).__name__}: {m!r}")
+
+
 class ChatProcessor(MLLMProcessor):
     """Conversations -> model inputs, as transformers' processors with a chat template do.
 
@@ -45,6 +60,8 @@ class ChatProcessor(MLLMProcessor):
     def __call__(self, conversations, images=None, add_generation_prompt: bool = False) -> dict:
         if conversations and isinstance(conversations[0], dict):
             conversations = [conversations]  # one conversation
+        for c in conversations:
+            check_messages(c)
         self.check_images([" ".join(m["content"] for m in c) for c in conversations], images)
         rows, label_rows = zip(*(self.tokenize(c, add_generation_prompt) for c in conversations))
         self.check_length(rows)
@@ -60,9 +77,7 @@ class ChatProcessor(MLLMProcessor):
                  add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:
         """(token ids, labels) of one conversation, checked: each placeholder became M image
         tokens and, for training, at least one token is the assistant's."""
-        for m in messages:
-            if not isinstance(m, dict) or set(m) != {"role", "content"}:
-                raise ValueError(f"a message is a dict with 'role' and 'content', got {m!r}")
+        check_messages(messages)
         expanded = [{**m, "content": self.expand(m["content"])} for m in messages]
         out = self.tokenizer.apply_chat_template(
             expanded, tokenize=True, return_dict=True, add_generation_prompt=add_generation_prompt,
@@ -110,7 +125,14 @@ def chat(model: MLLM, processor: ChatProcessor, conversations, images=None,
     holds one image per `<image>`, in order. Returns one string per conversation."""
     if conversations and isinstance(conversations[0], dict):
         conversations = [conversations]
+    for c in conversations:
+        check_messages(c)
     counts = [sum(m["content"].count(IMAGE_TOKEN) for m in c) for c in conversations]
+    n_images = processor.count_images(images)
+    if sum(counts) != n_images:
+        raise ValueError(f"the conversations hold {sum(counts)} {IMAGE_TOKEN} placeholders (per "
+                         f"conversation: {counts}) but {n_images} images were given: give one "
+                         f"image per {IMAGE_TOKEN}, in order")
     firsts = [sum(counts[:i]) for i in range(len(counts))]  # where each one's images start
     was_training = model.training
     model.eval()

@@ -66,16 +66,28 @@ def _error_text(cell) -> str | None:
     return None
 
 
+def read_notebook(path: Path, what: str) -> nbformat.NotebookNode:
+    """The notebook at `path`, or a FileNotFoundError / ValueError that says what is wrong."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no notebook at {path} ({what}): check the path")
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as error:  # not JSON, or JSON that is no notebook
+        raise ValueError(f"{path} ({what}) is not a Jupyter notebook ({type(error).__name__}: "
+                         f"{str(error)[:100]}): give the .ipynb file") from error
+
+
 def grade(path: str | Path, source: str | Path | None = None, timeout: int = 600) -> GradeReport:
     """Execute `path` with the instructor's check cells and score each exercise."""
     from nbclient import NotebookClient
 
+    if not isinstance(timeout, int) or timeout < 1:
+        raise ValueError(f"timeout must be a positive number of seconds per cell, got {timeout!r}")
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no notebook at {path}")
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path, "the notebook to grade")
     source = Path(source) if source else default_source(path)
-    checks = _check_cells(nbformat.read(source, as_version=4)) if source else _check_cells(nb)
+    checks = _check_cells(read_notebook(source, "the instructor's notebook (source)")
+                          if source else nb)
     if not checks:
         raise ValueError(f"{path} has no check cells (cells with nbgrader metadata grade=true)")
     present = _check_cells(nb)

@@ -8,7 +8,7 @@ periodic evaluation and checkpoints that resume the same run, gradient accumulat
 data-parallel training on several processes (PyTorch's DistributedDataParallel under `torchrun`).
 """
 
-__all__ = ["OPTIMIZERS", "make_optimizer", "TrainConfig", "lr_multiplier", "History",
+__all__ = ["make_optimizer", "OPTIMIZERS", "TrainConfig", "lr_multiplier", "History",
     "plot_history", "WEIGHTS_FILE", "STATE_FILE", "save_checkpoint", "check_checkpoint_folder",
     "load_checkpoint", "to_device", "init_distributed", "train", "evaluate", "set_trainable",
     "freeze", "unfreeze", "trainable_report"]
@@ -36,9 +36,6 @@ from minimllm.utils import autocast, get_device, seed_everything
 
 
 # %% notebooks/01_language_model.ipynb cell 37
-OPTIMIZERS = ("adamw", "adamw8bit")
-
-
 def make_optimizer(params, name: str = "adamw", lr: float = 3e-4):
     """AdamW (Loshchilov & Hutter 2019) with betas (0.9, 0.95); `params` may be parameter groups.
     "adamw8bit" keeps both moments in 8 bits (bitsandbytes; Dettmers et al. 2022, "8-bit
@@ -50,6 +47,9 @@ def make_optimizer(params, name: str = "adamw", lr: float = 3e-4):
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95))
     raise ValueError(f"optimizer {name!r}: choose from {OPTIMIZERS}")
+
+
+OPTIMIZERS = ("adamw", "adamw8bit")  # the names make_optimizer knows
 
 
 @dataclass
@@ -79,8 +79,20 @@ class TrainConfig:
     def __post_init__(self):
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"TrainConfig.steps must be a positive int, got {self.steps!r}")
-        if self.lr <= 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be a number > 0, got {self.lr!r}")
+        if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float))
+                                               and self.grad_clip >= 0):
+            raise ValueError(f"TrainConfig.grad_clip must be >= 0 (the largest gradient norm; 0 "
+                             f"or None: no clipping), got {self.grad_clip!r}: a negative norm "
+                             "would flip every gradient")
+        wd = self.weight_decay
+        if not isinstance(wd, (int, float)) or not 0 <= wd < 1 / self.lr:
+            raise ValueError(f"TrainConfig.weight_decay must be in [0, 1 / lr), got "
+                             f"{self.weight_decay!r}: a negative decay pushes the weights away "
+                             "from 0, and lr * weight_decay >= 1 flips their sign every step")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"TrainConfig.seed must be an int >= 0, got {self.seed!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.warmup_steps is not None and not 0 <= self.warmup_steps <= self.steps:
@@ -388,6 +400,10 @@ def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torc
         check_checkpoint_folder(ckpt)
     if ckpt is not None and (ckpt / STATE_FILE).exists():
         start, history = load_checkpoint(ckpt, model, optimizer, scheduler)
+        if start > config.steps:
+            raise ValueError(f"the checkpoint in {ckpt} is at step {start}, past this run's "
+                             f"steps={config.steps}: raise steps to continue it, or give a new "
+                             "checkpoint_path to start another run")
         if rank == 0:
             print(f"resuming from {ckpt} at step {start}/{config.steps}")
     else:
