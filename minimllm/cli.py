@@ -264,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="build only these (lm, vision, assistant)")
     c.set_defaults(func=cmd_checkpoints)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except FileNotFoundError as error:  # a missing file or folder: the message says which
+        raise SystemExit(f"minimllm {args.command}: {error}") from None
 
 
 if __name__ == "__main__":
