@@ -6,6 +6,7 @@
     minimllm train --preset gpu  chapter 08: a bigger assistant, QLoRA-style, on one CUDA GPU
     minimllm assistant           chapter 07's job: instruction-tune the assistant, report accuracy
     minimllm chat --image PATH "question"   ask the trained assistant about an image
+    minimllm export MODEL_DIR OUT_DIR       a saved MLLM as a transformers folder (LLaVA / Mllama)
     minimllm grade NOTEBOOK      grade an exercise notebook
     minimllm checkpoints         train the reference checkpoints into data/checkpoints/
 
@@ -210,9 +211,10 @@ def cmd_checkpoints(args) -> int:
     if unknown:
         raise SystemExit(f"unknown checkpoint(s) {sorted(unknown)}: "
                          f"choose from {[n for n, _ in CHECKPOINTS]}")
-    for name, target in CHECKPOINTS:
-        if name not in names:
-            continue
+    from tqdm.auto import tqdm
+
+    chosen = [(name, target) for name, target in CHECKPOINTS if name in names]
+    for name, target in tqdm(chosen, desc="checkpoints", unit="model"):
         module, function = target.split(":")
         start = time.time()
         print(f"== training the reference {name} checkpoint ({target})")
@@ -223,47 +225,73 @@ def cmd_checkpoints(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="minimllm",
-                                     description="a multimodal LLM built from scratch")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("env", help="environment report").set_defaults(func=cmd_env)
-    for name, func, text in (("demo", cmd_demo,
-                              "environment check, data preview, then the main job"),
-                             ("train", cmd_train, "the main job: train the MLLM, report accuracy"),
-                             ("assistant", cmd_assistant,
-                              "chapter 07: train and evaluate the assistant")):
-        p = sub.add_parser(name, help=text)
+# Every command with what it does and an example (shown by `minimllm --help` and each
+# command's own --help).
+COMMANDS = {
+    "env": ("environment report (versions, device, bf16, bitsandbytes)", "minimllm env"),
+    "demo": ("environment check, data preview, then the main job", "minimllm demo --quick"),
+    "train": ("the main job: train the MLLM, report its accuracy", "minimllm train --quick"),
+    "assistant": ("chapter 07: train and evaluate the assistant", "minimllm assistant --quick"),
+    "chat": ("ask a trained assistant a question about an image",
+             'minimllm chat --image my_scene.png "how many objects are there?"'),
+    "export": ("a saved MLLM as a transformers folder (LLaVA, or Mllama for Method B)",
+               "minimllm export data/artifacts/assistant data/artifacts/assistant-hf"),
+    "grade": ("grade an exercise notebook", "minimllm grade exercises/01_language_model.ipynb"),
+    "checkpoints": ("train the reference checkpoints into data/checkpoints/",
+                    "minimllm checkpoints --only lm vision"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one sub-command per entry of `COMMANDS`, each with its example."""
+    examples = "\n".join(f"  {example}" for _, example in COMMANDS.values())
+    parser = argparse.ArgumentParser(
+        prog="minimllm", description="a multimodal LLM built from scratch",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(f"examples (one per command; `minimllm COMMAND --help` for its options):\n"
+                f"{examples}\n\n`python -m minimllm ...` is the same; on several processes:\n"
+                "  torchrun --standalone --nproc_per_node 2 -m minimllm train"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func):
+        text, example = COMMANDS[name]
+        p = sub.add_parser(name, help=text, description=text, epilog=f"example:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    command("env", cmd_env)
+    for name, func in (("demo", cmd_demo), ("train", cmd_train), ("assistant", cmd_assistant)):
+        p = command(name, func)
         p.add_argument("--quick", action="store_true", help="a few steps only (a smoke test)")
         p.add_argument("--seed", type=int, default=0)
         if name == "train":
             p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu",
                            help="cpu: the captioner of chapter 05 (default); gpu: chapter 08's "
                                 "bigger assistant with an NF4 LM and LoRA on one CUDA GPU")
-        p.set_defaults(func=func)
-    q = sub.add_parser("chat", help="ask the trained assistant a question about an image")
+    q = command("chat", cmd_chat)
     q.add_argument("question", help='e.g. "what colour is the circle?"')
     q.add_argument("--image", required=True, help="a PNG or JPEG file (any size; resized)")
     q.add_argument("--model", help="a saved assistant (default: data/artifacts/assistant, "
                                    "else data/checkpoints/assistant)")
     q.add_argument("--max-new-tokens", type=int, default=48)
-    q.set_defaults(func=cmd_chat)
-    e = sub.add_parser("export", help="a saved MLLM as a transformers folder (LLaVA or Mllama)")
+    e = command("export", cmd_export)
     e.add_argument("model_dir", help="a model saved with save_pretrained (its tokenizer beside it)")
     e.add_argument("out_dir", help="the transformers folder to write (replaced if it exists)")
-    e.set_defaults(func=cmd_export)
-    g = sub.add_parser("grade", help="grade an exercise notebook")
+    g = command("grade", cmd_grade)
     g.add_argument("notebook")
     g.add_argument("--source", help="the instructor's notebook (default: solutions/<same name>)")
     g.add_argument("--timeout", type=int, default=600, help="seconds per cell")
-    g.set_defaults(func=cmd_grade)
-    c = sub.add_parser("checkpoints", help="train the reference checkpoints into data/checkpoints/")
+    c = command("checkpoints", cmd_checkpoints)
     c.add_argument("--quick", action="store_true",
                    help="a few steps only (for testing the command)")
     c.add_argument("--only", nargs="+", metavar="NAME",
                    help="build only these (lm, vision, assistant)")
-    c.set_defaults(func=cmd_checkpoints)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FileNotFoundError as error:  # a missing file or folder: the message says which

@@ -77,9 +77,12 @@ def read_notebook(path: Path, what: str) -> nbformat.NotebookNode:
                          f"{str(error)[:100]}): give the .ipynb file") from error
 
 
-def grade(path: str | Path, source: str | Path | None = None, timeout: int = 600) -> GradeReport:
-    """Execute `path` with the instructor's check cells and score each exercise."""
+def grade(path: str | Path, source: str | Path | None = None, timeout: int = 600,
+          progress: bool = True) -> GradeReport:
+    """Execute `path` with the instructor's check cells and score each exercise (a progress bar
+    counts the executed code cells unless `progress=False`)."""
     from nbclient import NotebookClient
+    from tqdm.auto import tqdm
 
     if not isinstance(timeout, int) or timeout < 1:
         raise ValueError(f"timeout must be a positive number of seconds per cell, got {timeout!r}")
@@ -95,9 +98,15 @@ def grade(path: str | Path, source: str | Path | None = None, timeout: int = 600
         if grade_id in checks:
             cell.source = checks[grade_id].source  # the instructor's tests, hidden ones included
 
+    n_code = sum(c.cell_type == "code" and bool(c.source.strip()) for c in nb.cells)
+    bar = tqdm(total=n_code, desc=f"grading {path.name}", unit="cell", disable=not progress)
     client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
-    client.execute(env=dict(os.environ))
+                            resources={"metadata": {"path": str(path.parent.resolve())}},
+                            on_cell_executed=lambda **_: bar.update())
+    try:
+        client.execute(env=dict(os.environ))
+    finally:
+        bar.close()
 
     report = GradeReport(notebook=str(path))
     executed = _check_cells(nb)

@@ -1,5 +1,5 @@
-"""The `minimllm` command: checkpoints never overwrite the references in quick mode;
-bad names fail."""
+"""The `minimllm` command: checkpoints never overwrite the references in quick mode and show
+progress bars; bad names fail; --help lists every command with an example."""
 import pytest
 
 from minimllm import cli
@@ -11,7 +11,10 @@ def test_quick_checkpoints_go_to_artifacts(monkeypatch, tmp_path, capsys):
     out = tmp_path / "data" / "artifacts" / "quick-checkpoints" / "lm"
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     assert not (tmp_path / "data" / "checkpoints").exists()
-    assert "lm: saved to" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "lm: saved to" in printed.out
+    # progress bars: the command's and the training loop's
+    assert "checkpoints: 100%" in printed.err and "train: 100%" in printed.err
 
 
 def test_unknown_checkpoint_name_is_an_error():
@@ -22,3 +25,20 @@ def test_unknown_checkpoint_name_is_an_error():
 def test_env_prints_the_report(capsys):
     assert cli.main(["env"]) == 0
     assert "torch" in capsys.readouterr().out
+
+
+def test_help_lists_every_command_with_an_example(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    commands = set(cli.build_parser()._subparsers._group_actions[0].choices)
+    assert commands == set(cli.COMMANDS) and {"train", "chat", "export", "grade"} <= commands
+    examples = [line.split()[1] for line in text.splitlines()
+                if line.startswith("  minimllm ")]
+    assert sorted(examples) == sorted(commands)  # one example line per command
+    for name in commands:
+        with pytest.raises(SystemExit):
+            cli.main([name, "--help"])
+        assert f"example:\n  minimllm {name}" in capsys.readouterr().out
+
