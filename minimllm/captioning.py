@@ -57,7 +57,7 @@ def generate_captions(model: MLLM, processor: MLLMProcessor, images, prompt: str
     return captions
 
 
-# %% notebooks/05_unified_mllm.ipynb cell 30
+# %% notebooks/05_unified_mllm.ipynb cell 31
 # "a large red circle in the top left and a small blue square in the center."
 CAPTION_STYLE = "positions"
 
@@ -113,7 +113,7 @@ def vision_features(model: MLLM, pixel_values: torch.Tensor) -> torch.Tensor:
                              lambda x: model.vision(x, feature_layer=layer).last_hidden_state)
 
 
-# %% notebooks/05_unified_mllm.ipynb cell 36
+# %% notebooks/05_unified_mllm.ipynb cell 37
 _MENTION = re.compile(rf"\b(?:({'|'.join(SIZES)}) )?({'|'.join(COLORS)}) ({'|'.join(SHAPES)})\b")
 _POSITION = re.compile(rf"\bin the ({'|'.join(sorted(POSITIONS, key=len, reverse=True))})\b")
 
@@ -168,7 +168,7 @@ def caption_accuracy(scenes, captions, style: str | None = CAPTION_STYLE) -> dic
     return scores
 
 
-# %% notebooks/05_unified_mllm.ipynb cell 39
+# %% notebooks/05_unified_mllm.ipynb cell 40
 def evaluate_captions(model: MLLM, processor: MLLMProcessor, data: dict,
                       style: str | None = CAPTION_STYLE,
                       batch_size: int = 64) -> tuple[dict[str, float], list[str]]:
@@ -207,7 +207,7 @@ def show_captions(images, captions, scenes=None, ncols: int = 4, size: float = 2
     return fig
 
 
-# %% notebooks/05_unified_mllm.ipynb cell 55
+# %% notebooks/05_unified_mllm.ipynb cell 56
 @dataclass
 class MainJobConfig:
     """The settings of the captioning job, in the spirit of nanoGPT's config files: chapter
