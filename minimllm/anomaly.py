@@ -218,7 +218,7 @@ def upsample_map(patch_scores: torch.Tensor, image_size: int) -> np.ndarray:
                          align_corners=False)[:, 0].numpy()
 
 
-# %% notebooks/09_capstone_anomaly_detection.ipynb cell 19
+# %% notebooks/09_capstone_anomaly_detection.ipynb cell 20
 WINCLIP_STATES = {  # WinCLIP's compositional prompts, in the captions' own words
     "normal": ("a {}.", "the image shows a {}.", "a {} in the image."),
     "anomalous": ("the {} has a scratch.", "the {} has a stain.", "the {} has a missing chunk."),
@@ -286,7 +286,7 @@ def winclip_scores(clip, pixel_values: torch.Tensor, text_emb: torch.Tensor,
     return torch.cat(images), torch.cat(patches)
 
 
-# %% notebooks/09_capstone_anomaly_detection.ipynb cell 23
+# %% notebooks/09_capstone_anomaly_detection.ipynb cell 25
 DETECT_QUESTION = TEMPLATES["defect"][0]           # "is there a defect?"
 WHERE_QUESTION = TEMPLATES["defect_where"][0]      # "where is the defect?"
 KIND_QUESTION = TEMPLATES["defect_kind"][0]        # "what kind of defect is there?"
@@ -351,7 +351,7 @@ class DefectBatches(InstructionBatches):
         return batch
 
 
-# %% notebooks/09_capstone_anomaly_detection.ipynb cell 26
+# %% notebooks/09_capstone_anomaly_detection.ipynb cell 28
 def evaluate_defects(model: MLLM, processor: ChatProcessor, rows,
                      format_prompt: str = FORMAT_PROMPT) -> dict:
     """The capstone's scores on dataset rows (image, objects, defects):
@@ -376,7 +376,7 @@ def evaluate_defects(model: MLLM, processor: ChatProcessor, rows,
             questions.append(ask(OBJECT_QUESTION.format(ref=describe(obj, False))))
             owners.append(i)
     p_object = yes_probability(model, processor, questions, [images[i] for i in owners])
-    owners, picks, start = np.array(owners), [], 0
+    picks, start = [], 0
     for i in bad:
         n = len(rows[i]["objects"])
         picks.append(int(np.argmax(p_object[start:start + n])))
@@ -391,7 +391,7 @@ def evaluate_defects(model: MLLM, processor: ChatProcessor, rows,
             "object_picks": picks, "defective": bad.tolist()}
 
 
-# %% notebooks/09_capstone_anomaly_detection.ipynb cell 28
+# %% notebooks/09_capstone_anomaly_detection.ipynb cell 30
 ROWS = {  # the rows of the capstone's table: how the image reaches the LM
     "linear": "Method A, linear projector: one token per patch (M = N), each from its own patch",
     "resampler": "Method A, Perceiver resampler: M learned queries attend to every patch",
