@@ -489,7 +489,7 @@ METHODS = ("full", "lora", "qlora")
 
 
 def prepare_stage2(model, method: str = "qlora", rank: int = 16, alpha: float = 32.0,
-                   grad_checkpointing: bool = False):
+                   grad_checkpointing: bool = False, train_embeddings: bool = False):
     """Chapter 07's stage 2 in one of three ways, in place. The projector trains fully in each:
     - "full": the LM trains too (chapter 07);
     - "lora": the LM is frozen in fp32 and LoRA adapters on its seven linears per layer train;
@@ -505,6 +505,9 @@ def prepare_stage2(model, method: str = "qlora", rank: int = 16, alpha: float = 
         quantize(model.lm, bits=4)
     if method in ("lora", "qlora"):
         add_lora(model.lm, rank, alpha)
+        if train_embeddings:
+            model.lm.embed_tokens.requires_grad_(True)
+            model.lm.lm_head.requires_grad_(True)
     if grad_checkpointing:
         checkpoint_layers(model.lm)
     return model
@@ -547,7 +550,8 @@ def load_adapters(path, model_class=None, device=None):
         raise FileNotFoundError(f"{path} holds no {RECIPE_FILE}: save it with save_adapters")
     recipe = json.loads((path / RECIPE_FILE).read_text())
     model = (model_class or MLLM).from_pretrained(recipe["base"], device=device)
-    prepare_stage2(model, recipe["method"], recipe["rank"], recipe["alpha"])
+    prepare_stage2(model, recipe["method"], recipe["rank"], recipe["alpha"],
+                   train_embeddings=recipe.get("train_embeddings", False))
     state = load_file(str(path / ADAPTER_FILE))
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in state]
@@ -563,11 +567,13 @@ def load_adapters(path, model_class=None, device=None):
 
 def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows,
                steps: int = 400, seed: int = 0, lr: float = 1e-3, batch_size: int = 32,
-               mixture: dict | None = None, rank: int = 16) -> dict:
+               mixture: dict | None = None, rank: int = 16,
+               train_embeddings: bool = False) -> dict:
     """One row of chapter 08's table: a copy of `stage1_model` (projector aligned), stage 2 on
     chapter 07's instruction mixture with `method` for `steps` steps (AdamW8bit for QLoRA, fp32
     AdamW otherwise), then VQA accuracy on `test_rows`; with memory and time per step.
-    `train_data` = {"scenes": [...], "pixel_values": (n, 3, S, S)}."""
+    `train_data` = {"scenes": [...], "pixel_values": (n, 3, S, S)}; `train_embeddings`: see
+    `prepare_stage2`."""
     import copy
 
     import numpy as np
@@ -578,7 +584,8 @@ def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows
     from minimllm.utils import seed_everything
 
     seed_everything(seed)
-    model = prepare_stage2(copy.deepcopy(stage1_model).cpu(), method, rank, 2.0 * rank)
+    model = prepare_stage2(copy.deepcopy(stage1_model).cpu(), method, rank, 2.0 * rank,
+                           train_embeddings=train_embeddings)
     mixture = mixture or {"describe": 0.4, "vqa": 0.4, "conversation": 0.1, "text": 0.1}
     batches = InstructionBatches(processor, train_data["scenes"], train_data["pixel_values"],
                                  mixture, batch_size, seed)
@@ -589,6 +596,7 @@ def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows
                                 optimizer="adamw8bit" if method == "qlora" else "adamw"))
     scores, _ = evaluate_vqa(model, processor, test_rows)
     return {"method": method, "seed": seed, "steps": steps, "lr": lr, "rank": rank,
+            "embeddings": train_embeddings,
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "lm_bytes": report["bytes"], "s_per_step": history.seconds / steps,
             "final_loss": float(np.mean(history.losses[-20:])), "losses": history.losses,

@@ -193,13 +193,16 @@ def test_quantized_adapters_save_and_reload(tmp_path):
                         lm=CONFIG, projector="mlp")
     model = MLLM(config)
     model.save_pretrained(tmp_path / "base")
-    prepare_stage2(model, "qlora", rank=4, alpha=8)
+    prepare_stage2(model, "qlora", rank=4, alpha=8, train_embeddings=True)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {"lm.embed_tokens.weight", "lm.lm_head.weight"} <= trained
+    assert not any(n.startswith("vision.") or "base_layer" in n for n in trained)
     for n, p in model.named_parameters():
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.05)
     folder = save_adapters(model, tmp_path / "adapters", {"base": str(tmp_path / "base"),
                                                           "method": "qlora", "rank": 4,
-                                                          "alpha": 8})
+                                                          "alpha": 8, "train_embeddings": True})
     reloaded = load_adapters(folder)
     ids = torch.randint(0, 300, (1, 20))
     ids[0, 2:2 + model.num_image_tokens] = config.image_token_id
