@@ -578,15 +578,15 @@ def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows
 
     import numpy as np
 
-    from minimllm.assistant import InstructionBatches, chat_loss
+    from minimllm.assistant import AssistantConfig, InstructionBatches, chat_loss
     from minimllm.evaluate import evaluate_vqa
     from minimllm.train import TrainConfig, train
-    from minimllm.utils import seed_everything
+    from minimllm.utils import count_parameters, seed_everything
 
     seed_everything(seed)
     model = prepare_stage2(copy.deepcopy(stage1_model).cpu(), method, rank, 2.0 * rank,
                            train_embeddings=train_embeddings)
-    mixture = mixture or {"describe": 0.4, "vqa": 0.4, "conversation": 0.1, "text": 0.1}
+    mixture = mixture or AssistantConfig().mixture  # chapter 07's
     batches = InstructionBatches(processor, train_data["scenes"], train_data["pixel_values"],
                                  mixture, batch_size, seed)
     report = memory_report(model.lm)
@@ -597,7 +597,7 @@ def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows
     scores, _ = evaluate_vqa(model, processor, test_rows)
     return {"method": method, "seed": seed, "steps": steps, "lr": lr, "rank": rank,
             "embeddings": train_embeddings,
-            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "trainable": count_parameters(model, trainable_only=True),
             "lm_bytes": report["bytes"], "s_per_step": history.seconds / steps,
             "final_loss": float(np.mean(history.losses[-20:])), "losses": history.losses,
             "vqa": scores}
@@ -646,7 +646,13 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) 
     """Train the preset's assistant (pretraining, stage 1, QLoRA stage 2), evaluate it as
     `make assistant` does, save the adapters (and the base they need) and metrics.json, and
     return the metrics with the peak memory the GPU saw (None on a CPU) next to the estimate."""
-    from minimllm.assistant import InstructionBatches, chat_loss, evaluate_assistant, report_lines
+    from minimllm.assistant import (
+        AssistantConfig,
+        InstructionBatches,
+        chat_loss,
+        evaluate_assistant,
+        report_lines,
+    )
     from minimllm.chat import ChatProcessor
     from minimllm.contrastive import (
         ContrastiveModel,
@@ -660,7 +666,7 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) 
     from minimllm.mllm import MLLM, MLLMConfig, configure_stage
     from minimllm.pretrained import find_pretrained, load_tokenizer
     from minimllm.train import TrainConfig, train
-    from minimllm.utils import artifacts_dir, get_device, seed_everything
+    from minimllm.utils import artifacts_dir, count_parameters, get_device, seed_everything
     from minimllm.vision import ViTConfig, to_pixel_values
 
     p = preset or (GPUPreset.quick() if quick else GPUPreset())
@@ -683,7 +689,7 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) 
 
     lm = LanguageModel(config.lm)
     tokens = tokenize_corpus(tokenizer, text_corpus(n_scenes=200 if quick else 20000, seed=0))
-    log(f"pretraining the LM ({sum(q.numel() for q in lm.parameters()):,} parameters)")
+    log(f"pretraining the LM ({count_parameters(lm):,} parameters)")
     train(lm, lm_loss, random_windows(tokens, p.lm_batch_size, 128),
           TrainConfig(steps=p.lm_steps, lr=1e-3, device=device, optimizer="adamw8bit"))
     clip = ContrastiveModel(config.vision, TextConfig(vocab_size=len(tokenizer)), loss="siglip")
@@ -709,7 +715,7 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) 
           TrainConfig(steps=p.stage1_steps, lr=3e-3, device=device))
     prepare_stage2(model, "qlora", p.lora_rank, 2.0 * p.lora_rank, p.grad_checkpointing)
     log(f"stage 2 (QLoRA): {memory_report(model)['trainable']:,} trained parameters")
-    mixture = {"describe": 0.4, "vqa": 0.4, "conversation": 0.1, "text": 0.1}
+    mixture = AssistantConfig().mixture  # chapter 07's instruction mixture
     history = train(model, chat_loss, InstructionBatches(processor, scenes, data["pixel_values"],
                                                          mixture, p.batch_size, 2),
                     TrainConfig(steps=p.stage2_steps, lr=p.lr, device=device,
