@@ -14,7 +14,8 @@ __all__ = ["defect_mask", "object_mask", "detection_metrics", "pixel_auroc", "be
     "WINCLIP_STATES", "defect_pairs", "train_zero_shot_model", "winclip_text_embeddings",
     "winclip_scores", "DETECT_QUESTION", "WHERE_QUESTION", "KIND_QUESTION", "OBJECT_QUESTION",
     "defect_messages", "DefectBatches", "evaluate_defects", "ROWS", "build_anomaly_model",
-    "configure_anomaly_stage", "anomaly_processor", "anomaly_run"]
+    "configure_anomaly_stage", "anomaly_processor", "anomaly_run", "AnomalyExpert", "WithExpert",
+    "calibrated_expert", "add_expert"]
 
 
 # %% notebooks/09_capstone_anomaly_detection.ipynb cell 2
@@ -167,11 +168,15 @@ def greedy_coreset(bank: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     if not 1 <= n <= len(bank):
         raise ValueError(f"a coreset of {n} rows from a bank of {len(bank)}")
     g = torch.Generator().manual_seed(seed)
+    sq = bank.pow(2).sum(1)                                          # (B,) squared norms
+    # |a - b|^2 = |a|^2 - 2 a.b + |b|^2: one matrix-vector product per pick instead of a (B, D)
+    # difference, about 20x faster on a bank of 64,000 patches
+    to = lambda i: (sq - 2 * (bank @ bank[i]) + sq[i]).clamp_min(0)  # (B,) squared distances
     picked = [int(torch.randint(len(bank), (1,), generator=g))]
-    nearest = (bank - bank[picked[0]]).pow(2).sum(1)                 # (B,) squared distances
+    nearest = to(picked[0])
     for _ in range(n - 1):
         picked.append(int(nearest.argmax()))
-        nearest = torch.minimum(nearest, (bank - bank[picked[-1]]).pow(2).sum(1))
+        nearest = torch.minimum(nearest, to(picked[-1]))
     return torch.tensor(picked)
 
 
@@ -441,10 +446,12 @@ def anomaly_processor(model: MLLM, tokenizer) -> ChatProcessor:
 def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_rows,
                 steps: int = 1000, stage1_steps: int = 100, seed: int = 0, batch_size: int = 32,
                 lr: float = 1e-3, stage1_lr: float = 3e-3, mixture: dict | None = None,
-                feature_layer: int = -4) -> dict:
+                feature_layer: int = -4, expert=None) -> dict:
     """Train one row of the table in chapter 07's two stages (stage 1 on descriptions, stage 2
     on `mixture`, mostly defect questions) and score it with `evaluate_defects`. `towers` =
-    (vision, lm, tokenizer), copied here; `train_data` holds "scenes" and "pixel_values"."""
+    (vision, lm, tokenizer), copied here; `train_data` holds "scenes" and "pixel_values".
+    `expert` (an `AnomalyExpert`, copied here) adds its tokens after the image tokens (section
+    7); the row is then named "<row> + kNN tokens"."""
     from minimllm.train import TrainConfig, train
     from minimllm.utils import seed_everything
 
@@ -453,6 +460,8 @@ def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_
     start = time.perf_counter()
     model = build_anomaly_model(row, num_image_tokens, copy.deepcopy(towers[0]),
                                 copy.deepcopy(towers[1]), feature_layer)
+    if expert is not None:
+        model = add_expert(model, copy.deepcopy(expert))
     processor = anomaly_processor(model, towers[2])
     histories = {}
     for stage, (n, rate, mix) in {1: (stage1_steps, stage1_lr, {"describe": 1.0}),
@@ -464,10 +473,81 @@ def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_
                                  TrainConfig(steps=n, lr=rate, warmup_steps=max(1, n // 10),
                                              seed=seed, log_every=0, device="cpu"))
     scores = evaluate_defects(model.eval(), processor, test_rows)
-    return {"row": row, "M": model.num_image_tokens, "seed": seed, "steps": steps,
+    return {"row": row + (" + kNN tokens" if expert is not None else ""),
+            "M": model.num_image_tokens, "seed": seed, "steps": steps,
             "stage1_steps": stage1_steps, "mixture": mixture, "feature_layer": feature_layer,
             "sequence_tokens": processor.num_image_tokens,
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "s_per_step": histories[2].seconds / steps,
             "final_loss": float(np.mean(histories[2].losses[-20:])),
             "seconds": time.perf_counter() - start, **scores}
+
+
+# %% notebooks/09_capstone_anomaly_detection.ipynb cell 38
+from torch import nn
+
+
+class AnomalyExpert(nn.Module):
+    """A vision expert's anomaly map as prompt tokens. Myriad (Li et al. 2023, "Myriad: Large
+    Multimodal Model by Applying Vision Experts for Industrial Anomaly Detection") feeds an
+    existing detector's map to the LLM; AnomalyGPT (Gu et al. 2024) turns a pixel anomaly map
+    into prompt embeddings. Here the expert is the kNN detector: it scores every patch, the
+    scores are standardised with their mean and spread on defect-free images, max-pooled to the
+    3 x 3 grid of positions (plus the whole image's maximum), and a small MLP writes each score
+    as an LM token, to which a learned embedding of its cell is added.
+
+    (n, N, D_vision) patch features, at the layer the kNN bank was built from -> (n, 10, D_lm)."""
+
+    def __init__(self, knn: PatchKNN, d_lm: int, mean: float, std: float, grid: int = 3):
+        super().__init__()
+        if not std > 0:
+            raise ValueError(f"std={std}: the spread of defect-free scores must be > 0")
+        self.knn, self.grid = knn, grid
+        self.register_buffer("stats", torch.tensor([float(mean), float(std)]))
+        self.mlp = nn.Sequential(nn.Linear(1, d_lm), nn.GELU(), nn.Linear(d_lm, d_lm))
+        self.cell = nn.Parameter(0.02 * torch.randn(grid * grid + 1, d_lm))   # (10, D_lm)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid * self.grid + 1
+
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardised scores of the grid's cells and of the image: (n, N, D) -> (n, 10)."""
+        n, N, _ = features.shape
+        side = math.isqrt(N)
+        z = (self.knn.score(features) - self.stats[0]) / self.stats[1]              # (n, N)
+        cells = F.adaptive_max_pool2d(z.view(n, 1, side, side), self.grid)          # (n, 1, 3, 3)
+        return torch.cat([cells.flatten(1), z.amax(1, keepdim=True)], 1)            # (n, 10)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.scores(features).unsqueeze(-1)) + self.cell           # (n, 10, D)
+
+
+class WithExpert(nn.Module):
+    """A projector's M image tokens followed by the expert's tokens: M + 10 in all."""
+
+    def __init__(self, projector: nn.Module, expert: AnomalyExpert):
+        super().__init__()
+        self.projector, self.expert = projector, expert
+
+    def num_tokens(self, n_patches: int) -> int:
+        return self.projector.num_tokens(n_patches) + self.expert.num_tokens
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.projector(features), self.expert(features)], 1)  # (n, M + 10, D)
+
+
+def calibrated_expert(knn: PatchKNN, normal_features: torch.Tensor, d_lm: int) -> AnomalyExpert:
+    """An `AnomalyExpert` whose scores are standardised on the patch scores of defect-free
+    images that are not in the bank (n, N, D)."""
+    s = knn.score(normal_features)
+    return AnomalyExpert(knn, d_lm, s.mean().item(), s.std().item())
+
+
+def add_expert(model: MLLM, expert: AnomalyExpert) -> MLLM:
+    """Method A with the expert's tokens after the image tokens (the expert trains with the
+    projector: configure_stage's "projector" covers it). The expert reads the projector's input,
+    so the model's `vision_feature_layer` must be the layer of the expert's bank."""
+    model.projector = WithExpert(model.projector, expert)
+    model.num_image_tokens = model.projector.num_tokens(model.config.vision.num_patches)
+    return model

@@ -10,11 +10,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from minimllm.anomaly import (
+    AnomalyExpert,
     DefectBatches,
     PatchKNN,
+    add_expert,
     anomaly_processor,
     anomaly_run,
     build_anomaly_model,
+    calibrated_expert,
     defect_mask,
     detection_metrics,
     greedy_coreset,
@@ -220,3 +223,41 @@ def test_quick_run_of_every_row_is_fast_and_well_formed(towers, one_thread):
     assert time.perf_counter() - start < 15
     with pytest.raises(ValueError, match="unknown row"):
         build_anomaly_model("qformer_x", 4, towers[0], towers[1])
+
+
+def test_expert_tokens_say_where_the_anomalous_patch_is():
+    g = torch.Generator().manual_seed(0)
+    normal = 0.1 * torch.randn(40, 64, 8, generator=g)  # defect-free patches: close to 0
+    knn = PatchKNN(normal[:30])
+    expert = calibrated_expert(knn, normal[30:], d_lm=16)
+    patch_z = (knn.score(normal[30:]) - expert.stats[0]) / expert.stats[1]
+    assert abs(patch_z.mean()) < 1e-5 and abs(patch_z.std() - 1) < 1e-5  # standardised
+    query = 0.1 * torch.randn(3, 64, 8, generator=g)
+    for i, (row, col) in enumerate([(7, 0), (0, 7), (4, 4)]):
+        query[i, row * 8 + col] += 5.0  # one far patch: bottom left, top right, centre
+    scores = expert.scores(query)                                     # (3, 10)
+    assert scores[:, :9].argmax(1).tolist() == [6, 2, 4]              # its cell of the 3 x 3 grid
+    assert torch.equal(scores[:, 9], scores[:, :9].amax(1))           # the image's token: the max
+    assert scores[:, 9].min() > 3 * expert.scores(normal[30:])[:, 9].max()  # far above normal
+    assert expert(query).shape == (3, 10, 16)
+    with pytest.raises(ValueError, match="spread"):
+        AnomalyExpert(knn, 16, mean=0.0, std=0.0)
+
+
+def test_expert_tokens_follow_the_image_tokens_and_train_with_the_projector(towers):
+    scenes, pixel_values, _ = small_split(6, 2)
+    model = build_anomaly_model("c_abstractor", 4, towers[0], towers[1], feature_layer=-5)
+    normal = patch_features(model.vision, pixel_values, -5)
+    model = add_expert(model, calibrated_expert(PatchKNN(normal), normal, model.lm.config.dim))
+    assert model.num_image_tokens == 4 + 10
+    processor = anomaly_processor(model, towers[2])
+    assert processor.num_image_tokens == 14
+    batch = DefectBatches(processor, scenes, pixel_values, {"defect": 1.0}, batch_size=4)(0)
+    from minimllm.anomaly import configure_anomaly_stage
+
+    configure_anomaly_stage(model, 1)
+    model(batch["input_ids"], batch["pixel_values"], labels=batch["labels"]).loss.backward()
+    expert = model.projector.expert
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in expert.mlp.parameters())
+    assert expert.cell.grad.abs().sum() > 0
+    assert not expert.knn.bank.requires_grad and model.lm.embed_tokens.weight.grad is None
