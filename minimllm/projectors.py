@@ -4,7 +4,8 @@ __all__ = ["DEFAULT_NUM_TOKENS", "grid_side", "Projector", "LinearProjector", "M
     "pixel_shuffle", "PixelShuffleProjector", "MultiHeadAttention", "FeedForward",
     "PerceiverAttention", "PerceiverResampler", "QFormerBlock", "QFormer", "tokens_to_grid",
     "grid_to_tokens", "check_square_tokens", "adaptive_pool_tokens", "LayerNorm2d", "ResBlock",
-    "CAbstractor", "PROJECTORS", "build_projector", "ProjectorConfig"]
+    "CAbstractor", "DAbstractor", "receptive_field", "PROJECTORS", "build_projector",
+    "ProjectorConfig"]
 
 
 # %% notebooks/04_projectors.ipynb cell 6
@@ -418,19 +419,104 @@ class CAbstractor(Projector):
         return self.readout(grid_to_tokens(h))    # (B, M, d_lm)
 
 
-# %% notebooks/04_projectors.ipynb cell 35
+# %% notebooks/04_projectors.ipynb cell 34
+class DAbstractor(Projector):
+    """Deformable abstractor (Honeybee, Cha et al. 2024), one layer of deformable attention
+    (Deformable DETR, Zhu et al. 2021, "Deformable DETR: Deformable Transformers for End-to-End
+    Object Detection"). M = sqrt(M) x sqrt(M) queries, each with a reference point at the centre
+    of its cell of the patch grid; a query is a learned vector plus the average of the features of
+    its cell (Honeybee's "v-pooled" queries). Per head, linear layers of the query give K sampling
+    offsets (in patches) and K weights (a softmax over the K points); the head's output is the
+    weighted sum of the values bilinearly interpolated at reference point + offset. The offsets
+    start spread along one direction per head (Deformable DETR's initialisation), so a token reads
+    at most 4K patches per head: local by construction, with M chosen freely."""
+
+    kind = "d_abstractor"
+
+    def __init__(self, d_vision: int, d_lm: int, num_tokens: int = DEFAULT_NUM_TOKENS,
+                 num_heads: int = 4, num_points: int = 4):
+        super().__init__(d_vision, d_lm)
+        side = math.isqrt(num_tokens) if num_tokens > 0 else 0
+        if side * side != num_tokens:
+            raise ValueError(f"num_tokens={num_tokens} is not a square number: the D-Abstractor "
+                             "puts one reference point per cell of a sqrt(M) x sqrt(M) grid")
+        if d_vision % num_heads or num_points < 1:
+            raise ValueError(f"d_vision={d_vision} must split into num_heads={num_heads} heads, "
+                             f"and num_points={num_points} must be >= 1")
+        self.side, self.num_heads, self.num_points = side, num_heads, num_points
+        self.queries = nn.Parameter(torch.randn(num_tokens, d_vision) * 0.02)     # (M, D)
+        self.value = nn.Linear(d_vision, d_vision)
+        self.offsets = nn.Linear(d_vision, num_heads * num_points * 2)             # (dx, dy)
+        self.weights = nn.Linear(d_vision, num_heads * num_points)
+        self.out = nn.Linear(d_vision, d_vision)
+        self.norm = nn.LayerNorm(d_vision)
+        self.proj = nn.Linear(d_vision, d_lm)
+        angle = torch.arange(num_heads) * (2 * math.pi / num_heads)
+        direction = torch.stack([angle.cos(), angle.sin()], -1)                    # (H, 2)
+        steps = 0.5 * torch.arange(1, num_points + 1)                              # (K,) patches
+        with torch.no_grad():
+            self.offsets.weight.zero_()
+            self.offsets.bias.copy_((direction[:, None] * steps[None, :, None]).flatten())
+            self.weights.weight.zero_()                     # equal weights on the K points
+            self.weights.bias.zero_()
+
+    def num_tokens(self, n_patches: int) -> int:
+        return self.side * self.side
+
+    def reference_points(self, device=None) -> torch.Tensor:
+        """The centres of the sqrt(M) x sqrt(M) cells, (M, 2) as (x, y) in grid_sample's [-1, 1]
+        coordinates (raster order: token r * sqrt(M) + c is row r, column c)."""
+        c = (torch.arange(self.side, device=device) + 0.5) / self.side * 2 - 1     # (side,)
+        return torch.stack(torch.meshgrid(c, c, indexing="xy"), -1).reshape(-1, 2)  # (M, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = grid_side(self._check(x))
+        if self.side > g:
+            raise ValueError(f"M = {self.side ** 2} reference points on a {g} x {g} patch grid: "
+                             "choose M <= N")
+        B, D, H, K, M = x.shape[0], self.d_vision, self.num_heads, self.num_points, self.side ** 2
+        grid = x.transpose(1, 2).reshape(B, D, g, g)                               # (B, D, g, g)
+        pooled = F.adaptive_avg_pool2d(grid, self.side).flatten(2).transpose(1, 2)  # (B, M, D)
+        q = self.queries + pooled                                                  # (B, M, D)
+        # sampling points: reference + offset, offsets from patches to [-1, 1] units (2 / g each)
+        where = (self.reference_points(x.device)[None, :, None, None]
+                 + self.offsets(q).view(B, M, H, K, 2) * (2 / g))                  # (B, M, H, K, 2)
+        attn = self.weights(q).view(B, M, H, K).softmax(-1)                        # (B, M, H, K)
+        v = self.value(x).transpose(1, 2).reshape(B * H, D // H, g, g)            # (BH, D/H, g, g)
+        where = where.transpose(1, 2).reshape(B * H, M, K, 2)                     # (BH, M, K, 2)
+        sampled = F.grid_sample(v, where, mode="bilinear", padding_mode="zeros",
+                                align_corners=False)                              # (BH, D/H, M, K)
+        heads = (sampled * attn.transpose(1, 2).reshape(B * H, 1, M, K)).sum(-1)  # (BH, D/H, M)
+        out = heads.view(B, H, D // H, M).permute(0, 3, 1, 2).reshape(B, M, D)     # (B, M, D)
+        return self.proj(self.norm(q + self.out(out)))                             # (B, M, d_lm)
+
+
+def receptive_field(projector: Projector, feats: torch.Tensor, token: int) -> torch.Tensor:
+    """How much output `token` depends on each patch: (g, g) of sqrt(mean over images of
+    ||d out[b, token] / d feats[b, p]||^2), estimated with one random probe per image (for
+    v ~ N(0, I), E ||v^T J_p||^2 = ||J_p||^2). Images never interact, so one backward pass serves
+    the whole batch (K, N, D); patches the token cannot see stay exactly zero."""
+    f = feats.clone().requires_grad_(True)            # (K, N, D)
+    out = projector(f)[:, token]                      # (K, d_lm)
+    (grad,) = torch.autograd.grad((out * torch.randn_like(out)).sum(), f)
+    g = grid_side(f.shape[1])
+    return grad.pow(2).sum(-1).mean(0).sqrt().reshape(g, g)
+
+
+# %% notebooks/04_projectors.ipynb cell 38
 PROJECTORS = {cls.kind: cls for cls in (LinearProjector, MLPProjector, PixelShuffleProjector,
-                                         PerceiverResampler, QFormer, CAbstractor)}
-_M_ARGUMENT = {"resampler": "num_latents", "qformer": "num_queries", "c_abstractor": "num_tokens"}
+                                         PerceiverResampler, QFormer, CAbstractor, DAbstractor)}
+_M_ARGUMENT = {"resampler": "num_latents", "qformer": "num_queries", "c_abstractor": "num_tokens",
+               "d_abstractor": "num_tokens"}
 
 
 def build_projector(kind: str, d_vision: int, d_lm: int, num_tokens: int | None = None,
                     n_patches: int | None = None, **kw) -> Projector:
-    """A projector by name: "linear", "mlp", "pixel_shuffle", "resampler", "qformer" or
-    "c_abstractor". `num_tokens` is M (default `DEFAULT_NUM_TOKENS` where the projector chooses it);
-    `n_patches` (N), when given, is used to check M, or to derive pixel shuffle's factor
-    s = sqrt(N / M). Other keywords go to the projector's class. The result keeps its
-    `ProjectorConfig` in `.config`."""
+    """A projector by name: "linear", "mlp", "pixel_shuffle", "resampler", "qformer",
+    "c_abstractor" or "d_abstractor". `num_tokens` is M (default `DEFAULT_NUM_TOKENS` where the
+    projector chooses it); `n_patches` (N), when given, is used to check M, or to derive pixel
+    shuffle's factor s = sqrt(N / M). Other keywords go to the projector's class. The result
+    keeps its `ProjectorConfig` in `.config`."""
     if kind not in PROJECTORS:
         raise ValueError(f"unknown projector {kind!r}: choose one of {sorted(PROJECTORS)}")
     if num_tokens is not None and (not isinstance(num_tokens, int) or num_tokens < 1):

@@ -9,6 +9,7 @@ import torch
 from minimllm.projectors import (
     PROJECTORS,
     CAbstractor,
+    DAbstractor,
     LinearProjector,
     MLPProjector,
     MultiHeadAttention,
@@ -20,6 +21,7 @@ from minimllm.projectors import (
     build_projector,
     grid_side,
     pixel_shuffle,
+    receptive_field,
 )
 
 DV, DL = 16, 24  # tiny widths (4 heads of 4)
@@ -273,3 +275,35 @@ def test_factory_and_config_round_trip():
     assert build_projector("pixel_shuffle", DV, DL, num_tokens=16, n_patches=64).scale_factor == 2
     assert build_projector("c_abstractor", DV, DL, num_tokens=9).num_tokens(64) == 9
     assert ProjectorConfig("resampler", DV, DL, num_tokens=3).build().num_tokens(100) == 3
+
+
+def test_d_abstractor_samples_at_its_reference_points():
+    # M = N and one point per head at offset 0: each reference point is a patch centre, so token p
+    # reads patch p exactly (bilinear weights 1, 0, 0, 0) and nothing else
+    torch.manual_seed(0)
+    proj = DAbstractor(DV, DL, num_tokens=G * G, num_heads=4, num_points=1)
+    with torch.no_grad():
+        proj.offsets.bias.zero_()
+    x = _feats()
+    q = proj.queries + x                                       # pooled over a one-patch cell = x
+    expected = proj.proj(proj.norm(q + proj.out(proj.value(x))))
+    assert torch.allclose(proj(x), expected, atol=1e-5)
+
+
+def test_d_abstractor_is_local_and_its_offsets_move_what_it_reads():
+    torch.manual_seed(0)
+    proj = DAbstractor(DV, DL, num_tokens=16)
+    x = _feats(b=3)
+    field = receptive_field(proj, x, 0)                        # token 0: the top-left cell
+    assert field[:2, :2].min() > 0                             # its own cell (pooled query)
+    assert (field[4:, :] == 0).all() and (field[:, 4:] == 0).all()  # nothing far away
+    x2 = x.clone()
+    x2[:, G * G - 1] += 5.0                                    # the bottom-right patch
+    assert torch.equal(proj(x2)[:, 0], proj(x)[:, 0])
+    with torch.no_grad():                                      # every sample to the far corner
+        proj.offsets.bias.copy_(torch.tensor([6.0, 6.0]).repeat(16))
+    assert receptive_field(proj, x, 0)[7, 7] > 0
+    with pytest.raises(ValueError, match="square"):
+        DAbstractor(DV, DL, num_tokens=12)
+    with pytest.raises(ValueError, match="M <= N"):
+        DAbstractor(DV, DL, num_tokens=16)(_feats(n=9))
