@@ -5,7 +5,7 @@ __all__ = ["DEFAULT_NUM_TOKENS", "grid_side", "Projector", "LinearProjector", "M
     "PerceiverAttention", "PerceiverResampler", "QFormerBlock", "QFormer", "tokens_to_grid",
     "grid_to_tokens", "check_square_tokens", "adaptive_pool_tokens", "LayerNorm2d", "ResBlock",
     "CAbstractor", "DAbstractor", "receptive_field", "PROJECTORS", "build_projector",
-    "ProjectorConfig"]
+    "ProjectorConfig", "temporal_pixel_shuffle"]
 
 
 # %% notebooks/04_projectors.ipynb cell 6
@@ -567,3 +567,21 @@ class ProjectorConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# %% notebooks/04_projectors.ipynb cell 57
+def temporal_pixel_shuffle(x: torch.Tensor, t: int = 2) -> torch.Tensor:
+    """Fold each run of t consecutive frames into one step, token by token (the temporal merge of
+    video MLLMs, e.g. Qwen2-VL's depth-2 tubelets, Wang et al. 2024; ViViT's tubelet embedding,
+    Arnab et al. 2021, done here on patch features): (..., T, N, C) -> (..., T / t, N, t * C).
+    Channels of an output token are ordered (frame in the run, channel): the frames' order is
+    kept, nothing is averaged."""
+    if x.dim() < 3:
+        raise ValueError(f"expected frame features (..., T, N, C), got shape {tuple(x.shape)}")
+    *lead, T, N, C = x.shape
+    if not isinstance(t, int) or t < 1 or T % t:
+        raise ValueError(f"temporal pixel shuffle factor t={t!r} does not divide the {T} frames: "
+                         f"use a positive int that divides {T}, or drop or repeat frames")
+    x = x.reshape(*lead, T // t, t, N, C)       # (..., T/t, t, N, C)
+    x = x.transpose(-3, -2)                     # (..., T/t, N, t, C)
+    return x.reshape(*lead, T // t, N, t * C)   # (..., T/t, N, t C)

@@ -22,6 +22,7 @@ from minimllm.projectors import (
     grid_side,
     pixel_shuffle,
     receptive_field,
+    temporal_pixel_shuffle,
 )
 
 DV, DL = 16, 24  # tiny widths (4 heads of 4)
@@ -94,6 +95,42 @@ def test_pixel_shuffle_fold_order_and_transformers_reference():
     x = _feats(b=3)
     for s in (1, 2, 4, 8):
         assert torch.equal(pixel_shuffle(x, s), Idefics3Connector.pixel_shuffle(None, x, s))
+
+
+def test_temporal_pixel_shuffle_keeps_frame_order_per_token():
+    T, N = 6, 5
+    frame = torch.arange(T).float().reshape(T, 1, 1).expand(T, N, 1)
+    token = torch.arange(N).float().reshape(1, N, 1).expand(T, N, 1)
+    x = torch.cat([frame, token], -1)                 # (T, N, 2): each token holds (frame, token)
+    out = temporal_pixel_shuffle(x, 3)                # (T/3, N, 3 * 2)
+    assert out.shape == (2, N, 6)
+    assert out[1, 4].tolist() == [3, 4, 4, 4, 5, 4]   # frames 3, 4, 5 of token 4, in order
+    batched = torch.stack([x, x + 100])               # (B, T, N, C)
+    assert torch.equal(temporal_pixel_shuffle(batched, 3)[1], out + 100)
+    assert torch.equal(temporal_pixel_shuffle(x, 1), x)
+    assert temporal_pixel_shuffle(x, T).shape == (1, N, T * 2)  # all frames: (T, N, C) -> (N, TC)
+
+
+def test_temporal_pixel_shuffle_then_linear_equals_a_tubelet_conv3d():
+    # Qwen2-VL / ViViT fold time with a Conv3d of temporal depth t; on patch features (1 x 1
+    # patches) that is our fold followed by one linear layer
+    B, T, g, t, D = 2, 4, 3, 2, 7
+    x = _feats(n=g * g, b=B * T).reshape(B, T, g * g, DV)        # (B, T, N, C)
+    conv = torch.nn.Conv3d(DV, D, kernel_size=(t, 1, 1), stride=(t, 1, 1), bias=False)
+    linear = torch.nn.Linear(t * DV, D, bias=False)
+    with torch.no_grad():  # conv weight (D, C, t, 1, 1) -> linear weight (D, t * C), frame-major
+        linear.weight.copy_(conv.weight[..., 0, 0].permute(0, 2, 1).reshape(D, t * DV))
+    video = x.permute(0, 3, 1, 2).reshape(B, DV, T, g, g)       # (B, C, T, g, g)
+    ref = conv(video).flatten(3).permute(0, 2, 3, 1)            # (B, T/t, N, D)
+    torch.testing.assert_close(linear(temporal_pixel_shuffle(x, t)), ref)
+
+
+@pytest.mark.parametrize("t", [3, 0, -2, 2.0])
+def test_temporal_pixel_shuffle_refuses_a_factor_that_does_not_divide_the_frames(t):
+    with pytest.raises(ValueError, match="does not divide the 4 frames"):
+        temporal_pixel_shuffle(torch.zeros(4, G * G, DV), t)
+    with pytest.raises(ValueError, match=r"\(\.\.\., T, N, C\)"):
+        temporal_pixel_shuffle(torch.zeros(G * G, DV), 2)
 
 
 def test_mlp_projector_equals_transformers_llava_projector():
