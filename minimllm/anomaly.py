@@ -27,12 +27,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
+from torch import nn
 
 from minimllm.assistant import InstructionBatches, chat_loss, task_messages
 from minimllm.chat import FORMAT_PROMPT, ChatProcessor, chat, vqa_messages
 from minimllm.data import SUPERSAMPLE, TEMPLATES, describe, shape_outline
 from minimllm.evaluate import auroc, normalize_answer, yes_probability
 from minimllm.mllm import MLLM, MLLMConfig, configure_stage
+from minimllm.projectors import grid_to_tokens, tokens_to_grid
 
 
 # %% notebooks/09_capstone_anomaly_detection.ipynb cell 5
@@ -154,11 +156,9 @@ def aggregate_neighbourhood(features: torch.Tensor, size: int = 3) -> torch.Tens
     """PatchCore's local aggregation: each patch feature becomes the mean over its size x size
     neighbourhood on the patch grid, so a patch also describes its surroundings.
     (n, N, D) -> (n, N, D)."""
-    n, N, D = features.shape
-    side = math.isqrt(N)
-    grid = features.transpose(1, 2).reshape(n, D, side, side)                  # (n, D, g, g)
+    grid = tokens_to_grid(features)                                            # (n, D, g, g)
     grid = F.avg_pool2d(grid, size, stride=1, padding=size // 2, count_include_pad=False)
-    return grid.reshape(n, D, N).transpose(1, 2)                               # (n, N, D)
+    return grid_to_tokens(grid)                                                # (n, N, D)
 
 
 def greedy_coreset(bank: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
@@ -216,9 +216,7 @@ class PatchKNN:
 
 def upsample_map(patch_scores: torch.Tensor, image_size: int) -> np.ndarray:
     """Patch scores (n, N) on the g x g grid -> anomaly maps (n, S, S), bilinear."""
-    n, N = patch_scores.shape
-    side = math.isqrt(N)
-    grid = patch_scores.view(n, 1, side, side).float()
+    grid = tokens_to_grid(patch_scores.unsqueeze(-1).float())                  # (n, 1, g, g)
     return F.interpolate(grid, size=(image_size, image_size), mode="bilinear",
                          align_corners=False)[:, 0].numpy()
 
@@ -484,9 +482,6 @@ def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_
 
 
 # %% notebooks/09_capstone_anomaly_detection.ipynb cell 38
-from torch import nn
-
-
 class AnomalyExpert(nn.Module):
     """A vision expert's anomaly map as prompt tokens. Myriad (Li et al. 2023, "Myriad: Large
     Multimodal Model by Applying Vision Experts for Industrial Anomaly Detection") feeds an
@@ -513,10 +508,8 @@ class AnomalyExpert(nn.Module):
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
         """Standardised scores of the grid's cells and of the image: (n, N, D) -> (n, 10)."""
-        n, N, _ = features.shape
-        side = math.isqrt(N)
         z = (self.knn.score(features) - self.stats[0]) / self.stats[1]              # (n, N)
-        cells = F.adaptive_max_pool2d(z.view(n, 1, side, side), self.grid)          # (n, 1, 3, 3)
+        cells = F.adaptive_max_pool2d(tokens_to_grid(z.unsqueeze(-1)), self.grid)   # (n, 1, 3, 3)
         return torch.cat([cells.flatten(1), z.amax(1, keepdim=True)], 1)            # (n, 10)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

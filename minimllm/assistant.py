@@ -5,7 +5,7 @@ from the pretrained towers. Stage 1 aligns the projector on descriptions; stage 
 mixture of descriptions, short-answer questions of every type, multi-turn conversations and
 text-only questions. Then `evaluate_assistant` measures it and the model is saved."""
 
-__all__ = ["TASKS", "TEXT_QTYPES", "task_messages", "InstructionBatches", "chat_loss",
+__all__ = ["TASKS", "TEXT_QTYPES", "task_messages", "text_turn", "InstructionBatches", "chat_loss",
     "AssistantConfig", "evaluate_assistant", "report_lines", "main_job", "save_pictures",
     "train_reference"]
 
@@ -57,9 +57,15 @@ def task_messages(task: str, scene: dict, rng: np.random.Generator,
         return [image_turn(messages[0]["content"]), *messages[1:]]
     if task == "text":
         q = make_questions(scene, rng, [str(rng.choice(TEXT_QTYPES))])[0]
-        text = f"{make_caption(scene, style=CAPTION_STYLE)} {q['question']}{format_prompt}"
-        return [{"role": "user", "content": text}, {"role": "assistant", "content": q["answer"]}]
+        return [text_turn(scene, q["question"], format_prompt),
+                {"role": "assistant", "content": q["answer"]}]
     raise ValueError(f"unknown task {task!r}: choose from {TASKS}")
+
+
+def text_turn(scene: dict, question: str, format_prompt: str = FORMAT_PROMPT) -> dict:
+    """A user message with no image: the scene's caption as text, then the question."""
+    return {"role": "user",
+            "content": f"{make_caption(scene, style=CAPTION_STYLE)} {question}{format_prompt}"}
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 18

@@ -325,8 +325,8 @@ def check_square_tokens(num_tokens: int) -> int:
     """sqrt(M) for an M that a square pooling grid can make, else a ValueError."""
     side = math.isqrt(num_tokens) if isinstance(num_tokens, int) and num_tokens > 0 else 0
     if side * side != num_tokens:
-        raise ValueError(f"num_tokens={num_tokens!r} is not a square number: the C-Abstractor "
-                         f"pools the patch grid to sqrt(M) x sqrt(M) cells, so use "
+        raise ValueError(f"num_tokens={num_tokens!r} is not a square number: one token per cell "
+                         f"of a sqrt(M) x sqrt(M) grid over the patches, so use "
                          f"M = 1, 4, 9, 16, 25, ...")
     return side
 
@@ -436,10 +436,7 @@ class DAbstractor(Projector):
     def __init__(self, d_vision: int, d_lm: int, num_tokens: int = DEFAULT_NUM_TOKENS,
                  num_heads: int = 4, num_points: int = 4):
         super().__init__(d_vision, d_lm)
-        side = math.isqrt(num_tokens) if num_tokens > 0 else 0
-        if side * side != num_tokens:
-            raise ValueError(f"num_tokens={num_tokens} is not a square number: the D-Abstractor "
-                             "puts one reference point per cell of a sqrt(M) x sqrt(M) grid")
+        side = check_square_tokens(num_tokens)  # one reference point per cell
         if d_vision % num_heads or num_points < 1:
             raise ValueError(f"d_vision={d_vision} must split into num_heads={num_heads} heads, "
                              f"and num_points={num_points} must be >= 1")
@@ -475,9 +472,7 @@ class DAbstractor(Projector):
             raise ValueError(f"M = {self.side ** 2} reference points on a {g} x {g} patch grid: "
                              "choose M <= N")
         B, D, H, K, M = x.shape[0], self.d_vision, self.num_heads, self.num_points, self.side ** 2
-        grid = x.transpose(1, 2).reshape(B, D, g, g)                               # (B, D, g, g)
-        pooled = F.adaptive_avg_pool2d(grid, self.side).flatten(2).transpose(1, 2)  # (B, M, D)
-        q = self.queries + pooled                                                  # (B, M, D)
+        q = self.queries + adaptive_pool_tokens(x, M)                              # (B, M, D)
         # sampling points: reference + offset, offsets from patches to [-1, 1] units (2 / g each)
         where = (self.reference_points(x.device)[None, :, None, None]
                  + self.offsets(q).view(B, M, H, K, 2) * (2 / g))                  # (B, M, H, K, 2)
