@@ -1,0 +1,119 @@
+"""The main job's settings measured: the vision encoder frozen against trained in stage 2.
+
+    OMP_NUM_THREADS=1 python scripts/main_job_settings.py \
+        --encoder frozen trained --n-train 24000 --stage2-steps 3000 --seeds 0 1
+
+Runs `minimllm.captioning.main_job` once per (setting, seed), every other field of
+`MainJobConfig` at its default (C-Abstractor, M = 9, layer -4, 100 stage-1 steps, 500 held-out
+test images), and scores greedy captions of the held-out test split with `caption_accuracy`.
+Each run saves its model under `--out-root` (never data/artifacts/mllm, the main job's own
+folder) and appends its row (settings, seed, accuracy, seconds, test images) to a JSON cache: a
+row already there is skipped, so an interrupted sweep loses nothing. At the end it prints one
+markdown row per setting: the mean accuracy over the seeds and each seed's value. Chapter 05
+section 14 quotes its table. About 7-10 minutes a run on one CPU core.
+"""
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from minimllm.captioning import MainJobConfig, main_job
+from minimllm.utils import artifacts_dir
+
+
+def run_key(settings: dict, seed: int) -> str:
+    """One cache key per (settings, seed): the settings that differ between runs, and the seed."""
+    return (f"encoder={'trained' if settings['train_vision'] else 'frozen'} "
+            f"n_train={settings['n_train']} stage2_steps={settings['stage2_steps']} seed={seed}")
+
+
+def load_rows(path: Path) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def save_rows(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rows, indent=1) + "\n")
+    tmp.replace(path)  # never a half-written cache
+
+
+def run_one(config: MainJobConfig, seed: int, out_root: Path) -> dict:
+    """One main-job run; its model goes to `out_root/<setting>-seed<k>`."""
+    settings = asdict(config)
+    name = run_key(settings, seed).replace(" ", "_").replace("=", "")
+    metrics = main_job(out_dir=out_root / name, seed=seed, config=config)
+    return {"key": run_key(settings, seed), "settings": settings, "seed": seed,
+            "accuracy": metrics["accuracy"], "position": metrics["position"],
+            "named": metrics["named"], "seconds": metrics["seconds"],
+            "n_test": metrics["n_test"], "device": metrics["device"]}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per setting: mean accuracy over its seeds, each seed's value, the spread."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        s = r["settings"]
+        groups.setdefault((s["train_vision"], s["n_train"], s["stage2_steps"]), []).append(r)
+    lines = ["| encoder | training images | stage-2 steps | accuracy: mean (per seed) | "
+             "test images | seconds per run |", "|---|---|---|---|---|---|"]
+    for (train_vision, n_train, steps), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        accs = [r["accuracy"] for r in rs]
+        per_seed = ", ".join(f"seed {r['seed']}: {r['accuracy']:.3f}" for r in rs)
+        spread = f"{min(accs):.3f}-{max(accs):.3f}"
+        lines.append(f"| {'trained' if train_vision else 'frozen'} | {n_train:,} | {steps:,} | "
+                     f"{np.mean(accs):.3f} ({per_seed}; {spread}) | "
+                     f"{', '.join(str(r['n_test']) for r in rs)} | "
+                     f"{', '.join(str(round(r['seconds'])) for r in rs)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--encoder", nargs="+", choices=("frozen", "trained"),
+                        default=["frozen", "trained"], help="the encoder in stage 2")
+    parser.add_argument("--n-train", type=int, nargs="+", default=[24000],
+                        help="training images")
+    parser.add_argument("--stage2-steps", type=int, nargs="+", default=[3000],
+                        help="stage-2 steps")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--cache", type=Path,
+                        default=artifacts_dir() / "main_job_settings.json",
+                        help="JSON file of the rows measured so far")
+    parser.add_argument("--out-root", type=Path, default=artifacts_dir() / "main_job_settings",
+                        help="where each run saves its model")
+    args = parser.parse_args()
+    if any(n <= 0 for n in args.n_train + args.stage2_steps):
+        parser.error("--n-train and --stage2-steps must be positive")
+
+    configs = [MainJobConfig(train_vision=enc == "trained", n_train=n, stage2_steps=steps,
+                             target_accuracy=None)
+               for enc in args.encoder for n in args.n_train for steps in args.stage2_steps]
+    # seed-major: a sweep cut short still compares every setting at the first seed
+    todo = [(c, seed) for seed in args.seeds for c in configs]
+    rows = load_rows(args.cache)
+    done = {r["key"] for r in rows}
+    start = time.perf_counter()
+    for i, (config, seed) in enumerate(todo, 1):
+        key = run_key(asdict(config), seed)
+        if key in done:
+            print(f"[{i}/{len(todo)}] {key}: in the cache, skipped", flush=True)
+            continue
+        print(f"[{i}/{len(todo)}] {key}: running ({time.perf_counter() - start:.0f} s so far)",
+              flush=True)
+        row = run_one(config, seed, args.out_root)
+        rows = [r for r in load_rows(args.cache) if r["key"] != key] + [row]
+        save_rows(args.cache, rows)
+        print(f"[{i}/{len(todo)}] {key}: accuracy {row['accuracy']:.3f} on {row['n_test']} "
+              f"test images in {row['seconds']:.0f} s", flush=True)
+    wanted = {run_key(asdict(c), seed) for c, seed in todo}
+    print(markdown_table([r for r in load_rows(args.cache) if r["key"] in wanted]))
+
+
+if __name__ == "__main__":
+    main()
