@@ -54,13 +54,15 @@ def run_one(config: MainJobConfig, seed: int, out_root: Path) -> dict:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """One line per setting: mean accuracy over its seeds, each seed's value, the spread."""
+    """One line per setting: mean accuracy over its seeds, each seed's value, the spread (and
+    the mean share of objects whose colour and shape the captions name, wherever placed)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         s = r["settings"]
         groups.setdefault((s["train_vision"], s["n_train"], s["stage2_steps"]), []).append(r)
     lines = ["| encoder | training images | stage-2 steps | accuracy: mean (per seed) | "
-             "test images | seconds per run |", "|---|---|---|---|---|---|"]
+             "colour + shape named: mean | test images | seconds per run |",
+             "|---|---|---|---|---|---|---|"]
     for (train_vision, n_train, steps), rs in sorted(groups.items()):
         rs = sorted(rs, key=lambda r: r["seed"])
         accs = [r["accuracy"] for r in rs]
@@ -68,6 +70,7 @@ def markdown_table(rows: list[dict]) -> str:
         spread = f"{min(accs):.3f}-{max(accs):.3f}"
         lines.append(f"| {'trained' if train_vision else 'frozen'} | {n_train:,} | {steps:,} | "
                      f"{np.mean(accs):.3f} ({per_seed}; {spread}) | "
+                     f"{np.mean([r['named'] for r in rs]):.3f} | "
                      f"{', '.join(str(r['n_test']) for r in rs)} | "
                      f"{', '.join(str(round(r['seconds'])) for r in rs)} |")
     return "\n".join(lines)
