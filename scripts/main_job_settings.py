@@ -10,7 +10,8 @@ Each run saves its model under `--out-root` (never data/artifacts/mllm, the main
 folder) and appends its row (settings, seed, accuracy, seconds, test images) to a JSON cache: a
 row already there is skipped, so an interrupted sweep loses nothing. At the end it prints one
 markdown row per setting: the mean accuracy over the seeds and each seed's value. Chapter 05
-section 14 quotes its table. About 7-10 minutes a run on one CPU core.
+section 14 quotes its table. Its runs took 10-21 minutes each on one core of a shared 2-core
+machine.
 """
 
 import argparse
