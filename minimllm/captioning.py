@@ -210,8 +210,9 @@ def show_captions(images, captions, scenes=None, ncols: int = 4, size: float = 2
 # %% notebooks/05_unified_mllm.ipynb cell 56
 @dataclass
 class MainJobConfig:
-    """The settings of the captioning job, in the spirit of nanoGPT's config files: chapter
-    05 section 14 measured each choice. `MainJobConfig.quick()` is the smoke-test version."""
+    """The settings of the captioning job, in the spirit of nanoGPT's config files; the comments
+    say where chapters 04-05 measured each choice (the trained encoder:
+    `scripts/main_job_settings.py`). `MainJobConfig.quick()` is the smoke-test version."""
 
     projector: str = "c_abstractor"   # local and flexible: M chosen freely (chapter 04)
     num_image_tokens: int = 9         # M = 9: one image token per cell of the 3 x 3 position grid
