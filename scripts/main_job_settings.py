@@ -15,12 +15,12 @@ machine.
 """
 
 import argparse
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from run_cache import load_runs, save_run
 
 from minimllm.captioning import MainJobConfig, main_job
 from minimllm.utils import artifacts_dir
@@ -30,17 +30,6 @@ def run_key(settings: dict, seed: int) -> str:
     """One cache key per (settings, seed): the settings that differ between runs, and the seed."""
     return (f"encoder={'trained' if settings['train_vision'] else 'frozen'} "
             f"n_train={settings['n_train']} stage2_steps={settings['stage2_steps']} seed={seed}")
-
-
-def load_rows(path: Path) -> list[dict]:
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def save_rows(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(rows, indent=1) + "\n")
-    tmp.replace(path)  # never a half-written cache
 
 
 def run_one(config: MainJobConfig, seed: int, out_root: Path) -> dict:
@@ -100,8 +89,7 @@ def main() -> None:
                for enc in args.encoder for n in args.n_train for steps in args.stage2_steps]
     # seed-major: a sweep cut short still compares every setting at the first seed
     todo = [(c, seed) for seed in args.seeds for c in configs]
-    rows = load_rows(args.cache)
-    done = {r["key"] for r in rows}
+    done = load_runs(args.cache)
     start = time.perf_counter()
     for i, (config, seed) in enumerate(todo, 1):
         key = run_key(asdict(config), seed)
@@ -111,12 +99,12 @@ def main() -> None:
         print(f"[{i}/{len(todo)}] {key}: running ({time.perf_counter() - start:.0f} s so far)",
               flush=True)
         row = run_one(config, seed, args.out_root)
-        rows = [r for r in load_rows(args.cache) if r["key"] != key] + [row]
-        save_rows(args.cache, rows)
+        save_run(args.cache, key, row)
         print(f"[{i}/{len(todo)}] {key}: accuracy {row['accuracy']:.3f} on {row['n_test']} "
               f"test images in {row['seconds']:.0f} s", flush=True)
-    wanted = {run_key(asdict(c), seed) for c, seed in todo}
-    print(markdown_table([r for r in load_rows(args.cache) if r["key"] in wanted]))
+    runs = load_runs(args.cache)
+    print(markdown_table([runs[run_key(asdict(c), seed)] for c, seed in todo
+                          if run_key(asdict(c), seed) in runs]))
 
 
 if __name__ == "__main__":

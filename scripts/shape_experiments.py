@@ -23,12 +23,12 @@ where it stopped). The script prints a markdown table: mean and per-seed values.
 
 import argparse
 import copy
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from run_cache import load_runs, save_run
 
 from minimllm.contrastive import (
     ContrastiveModel,
@@ -178,7 +178,7 @@ def main():
     if args.steps < 1:
         p.error(f"--steps must be >= 1, got {args.steps}")
     cache = Path(args.cache)
-    results = json.loads(cache.read_text()) if cache.exists() else {}
+    results = load_runs(cache)
     todo = [(r, s) for r in args.rows for s in args.seeds if key(r, s, args.steps) not in results]
     if todo and not args.table_only:
         t0 = time.time()
@@ -191,11 +191,10 @@ def main():
               f"{torch.get_num_threads()} thread(s)", flush=True)
         for i, (row, seed) in enumerate(todo, 1):
             print(f"[{i}/{len(todo)}] {row}, seed {seed}, {args.steps} steps", flush=True)
-            results[key(row, seed, args.steps)] = out = run(row, seed, args.steps, data)
+            out = run(row, seed, args.steps, data)
+            results = save_run(cache, key(row, seed, args.steps), out)  # lose no finished run
             print(f"  zero-shot shape {out['shape']:.3f}, colour {out['colour']:.3f}, "
                   f"loss {out['final_loss']:.3f}, {out['seconds']:.0f} s", flush=True)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(results, indent=1))  # an interrupt loses no finished run
     print(markdown_table(results, args.rows, args.seeds, args.steps))
 
 

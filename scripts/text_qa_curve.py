@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from run_cache import load_runs, save_run
 
 from minimllm.assistant import TEXT_QTYPES, InstructionBatches, chat_loss, text_turn
 from minimllm.chat import FORMAT_PROMPT, ChatProcessor, chat
@@ -79,6 +80,10 @@ def run(steps: int, lr: float, seed: int, eval_every: int, batch_size: int) -> d
             "seconds": round(time.perf_counter() - start)}
 
 
+def run_key(steps: int, lr: float, seed: int, batch_size: int) -> str:
+    return f"steps={steps} lr={lr:g} seed={seed} batch_size={batch_size}"
+
+
 def table(rows: list[dict]) -> str:
     """Markdown: accuracy at each evaluation step (mean, min-max over seeds) per learning rate."""
     lines = []
@@ -107,19 +112,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cache = artifacts_dir() / "text_qa_curve.json"
-    rows = json.loads(cache.read_text()) if cache.exists() else []
+    wanted = []
     for lr in args.lr:
         for seed in args.seeds:
-            key = (args.steps, lr, seed, args.batch_size)
-            if any((r["steps"], r["lr"], r["seed"], r["batch_size"]) == key for r in rows):
+            key = run_key(args.steps, lr, seed, args.batch_size)
+            wanted.append(key)
+            if key in load_runs(cache):
                 print(f"cached: steps {args.steps}, lr {lr:g}, seed {seed}")
                 continue
             print(f"running: steps {args.steps}, lr {lr:g}, seed {seed}", flush=True)
-            rows.append(run(args.steps, lr, seed, args.eval_every, args.batch_size))
-            fresh = json.loads(cache.read_text()) if cache.exists() else []  # parallel runs
-            cache.write_text(json.dumps(fresh + [rows[-1]], indent=1))
-            rows = fresh + [rows[-1]]
-    print(table([r for r in rows if r["steps"] == args.steps and r["lr"] in args.lr]))
+            save_run(cache, key, run(args.steps, lr, seed, args.eval_every, args.batch_size))
+    runs = load_runs(cache)
+    print(table([runs[k] for k in wanted if k in runs]))
 
 
 if __name__ == "__main__":
