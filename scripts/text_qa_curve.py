@@ -22,7 +22,7 @@ from run_cache import load_runs, save_run
 from minimllm.assistant import TEXT_QTYPES, InstructionBatches, chat_loss, text_turn
 from minimllm.chat import FORMAT_PROMPT, ChatProcessor, chat
 from minimllm.data import load_dataset, make_questions
-from minimllm.evaluate import normalize_answer
+from minimllm.evaluate import vqa_accuracy
 from minimllm.mllm import MLLM, MLLMConfig, configure_stage, load_towers
 from minimllm.train import TrainConfig, train
 from minimllm.utils import artifacts_dir, seed_everything
@@ -53,21 +53,18 @@ def run(steps: int, lr: float, seed: int, eval_every: int, batch_size: int) -> d
     model = MLLM(MLLMConfig(projector="c_abstractor", num_image_tokens=9), vision=vision, lm=lm)
     processor = ChatProcessor(tokenizer, model.num_image_tokens, vision.config.image_size)
     convs, truth, qtypes = text_questions(dataset["test"])
-    qtypes = np.array(qtypes)
     curve = []
 
     def evaluate(m, step: int) -> dict:
-        m.eval()
-        answers = chat(m, processor, convs, None)
-        ok = np.array([normalize_answer(a) == normalize_answer(t) for a, t in zip(answers, truth)])
-        m.train()
-        point = {"step": step, "overall": round(float(ok.mean()), 3),
-                 **{q: round(float(ok[qtypes == q].mean()), 3) for q in TEXT_QTYPES}}
+        """Greedy answers, scored per type (`train` calls it in eval mode, without gradients)."""
+        scores = vqa_accuracy(chat(m, processor, convs, None), truth, qtypes)
+        point = {"step": step, **{k: round(scores[k], 3) for k in ("overall", *TEXT_QTYPES)}}
         curve.append(point)
         print(json.dumps(point), flush=True)
         return {"text_qa": point["overall"]}
 
-    evaluate(model, 0)
+    with torch.no_grad():
+        evaluate(model.eval(), 0)
     configure_stage(model, 2)  # the LM (and the projector, which text batches leave untouched)
     batches = InstructionBatches(processor, scenes, torch.zeros(len(scenes), 1), {"text": 1.0},
                                  batch_size, seed, FORMAT_PROMPT)
