@@ -6,9 +6,11 @@ __all__ = ["GENERATOR_VERSION", "SHAPES", "PLURALS", "COLORS", "RGB", "SIZES", "
     "ROWS", "COLS", "POSITIONS", "RELATIONS", "DEFECTS", "QTYPES", "BACKGROUND_RGB",
     "MIN_IMAGE_SIZE", "SUPERSAMPLE", "HELDOUT_PAIRS", "shape_outline", "grid_position",
     "sample_scene", "render_scene", "CAPTION_STYLES", "describe", "relations_between",
-    "make_caption", "referents", "TEMPLATES", "make_questions", "DESCRIBE_REQUESTS",
-    "make_conversation", "text_corpus", "SPLITS", "build_dataset", "dataset_key", "load_dataset",
-    "DIGIT_WORDS", "PHOTOS", "digits_dataset", "sample_photos"]
+    "make_caption", "referents", "ATTRIBUTE_FRAMES", "ATTRIBUTE_WORDS", "HELDOUT_TEMPLATES",
+    "TEMPLATES", "PHRASINGS", "NOUNS", "make_questions", "DESCRIBE_REQUESTS",
+    "HELDOUT_DESCRIBE_REQUESTS", "make_conversation", "PLACING_STYLES", "caption_questions",
+    "text_corpus", "SPLITS", "build_dataset", "dataset_key", "load_dataset", "DIGIT_WORDS",
+    "PHOTOS", "digits_dataset", "sample_photos"]
 
 
 # %% notebooks/00_setup_and_data.ipynb cell 28
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-GENERATOR_VERSION = 1  # bump when a change alters generated scenes or text: the cache key uses it
+GENERATOR_VERSION = 2  # bump when a change alters generated scenes or text: the cache key uses it
 
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
 PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles",
@@ -384,118 +386,232 @@ def referents(scene: dict, i: int, without: str | None = None) -> list[str]:
         if without in ks:
             continue
         attrs = {k: obj[k] for k in ks}
+        if None in attrs.values():  # an attribute the text does not state
+            continue
         if sum(_matches(o, attrs) for o in objs) == 1:
             out.append(_phrase(attrs))
     return out
 
 
-TEMPLATES = {
-    "color": ("what color is the {ref}?", "what is the color of the {ref}?",
-              "which color is the {ref}?"),
-    "shape": ("what shape is the {ref}?", "what is the shape of the {ref}?",
-              "which shape is the {ref}?"),
-    "size": ("what size is the {ref}?", "is the {ref} small or large?", "how big is the {ref}?"),
+# The phrasings of each question type: a small grammar. The attribute questions share frames
+# ("tell me the {attr} of the {ref}."), so a model learns that the frame does not matter and the
+# attribute word does. HELDOUT_TEMPLATES never appear in training text (the LM's corpus, the
+# instruction data): some are frames used with other attributes, one frame ("do you know ...")
+# and a few wordings are held out entirely. They measure whether a model understands questions
+# or has memorised their wording.
+ATTRIBUTE_FRAMES = (
+    "what {attr} is the {ref}?", "what is the {attr} of the {ref}?", "which {attr} is the {ref}?",
+    "what {attr} does the {ref} have?", "which {attr} does the {ref} have?",
+    "tell me the {attr} of the {ref}.", "name the {attr} of the {ref}.",
+    "can you tell me the {attr} of the {ref}?", "could you tell me the {attr} of the {ref}?",
+    "what's the {attr} of the {ref}?", "the {ref} is which {attr}?",
+    "please give the {attr} of the {ref}.", "i want to know the {attr} of the {ref}.",
+    "identify the {attr} of the {ref}.", "could you name the {attr} of the {ref}?",
+    "do you know the {attr} of the {ref}?")
+ATTRIBUTE_WORDS = {"color": ("color", "colour"), "shape": ("shape",), "size": ("size",),
+                   "position": ("position", "location")}
+_OWN_WORDINGS = {
+    "color": ("what color is the {ref} in the image?",),
+    "shape": ("what kind of shape is the {ref}?", "what type of shape is the {ref}?",
+              "what form does the {ref} have?"),
+    "size": ("how big is the {ref}?", "how large is the {ref}?", "is the {ref} small or large?",
+             "is the {ref} large or small?", "is the {ref} big or small?"),
     "position": ("where is the {ref}?", "where in the image is the {ref}?",
-                 "in which part of the image is the {ref}?"),
-    "count": ("how many {noun} are there?", "how many {noun} can you see?", "count the {noun}."),
-    "relation": ("is the {a} {rel} the {b}?", "is the {a} placed {rel} the {b}?"),
-    "existence": ("is there {desc}?", "does the image contain {desc}?", "can you see {desc}?"),
-    "defect": ("is there a defect?", "is any object damaged?", "do you see any damage?"),
-    "defect_where": ("where is the defect?", "where is the damage?"),
-    "defect_kind": ("what kind of defect is there?", "what is the defect?"),
-    "defect_object": ("is the {ref} damaged?", "does the {ref} have a defect?"),
+                 "in which part of the image is the {ref}?", "where is the {ref} located?",
+                 "tell me where the {ref} is.", "in what part of the picture is the {ref}?",
+                 "can you tell me where the {ref} is?", "where can you find the {ref}?",
+                 "where in the picture is the {ref} placed?", "where does the {ref} appear?"),
+    "count": ("how many {noun} are there?", "how many {noun} can you see?", "count the {noun}.",
+              "how many {noun} are in the image?", "how many {noun} are in the picture?",
+              "what is the number of {noun}?", "what's the number of {noun}?",
+              "tell me how many {noun} there are.", "how many {noun} do you see?",
+              "how many {noun} does the image contain?", "can you count the {noun}?",
+              "could you count the {noun}?", "how many {noun} are shown?",
+              "count how many {noun} there are.", "how many {noun} appear in the picture?",
+              "give the number of {noun}."),
+    "relation": ("is the {a} {rel} the {b}?", "is the {a} placed {rel} the {b}?",
+                 "is the {a} located {rel} the {b}?", "does the {a} appear {rel} the {b}?",
+                 "tell me if the {a} is {rel} the {b}.", "is the {a} found {rel} the {b}?",
+                 "can you see the {a} {rel} the {b}?", "would you say the {a} is {rel} the {b}?",
+                 "is it true that the {a} is {rel} the {b}?", "is the {a} drawn {rel} the {b}?"),
+    "existence": ("is there {desc}?", "is there {desc} in the image?",
+                  "is there {desc} in the picture?", "does the image contain {desc}?",
+                  "does the picture contain {desc}?", "does the image show {desc}?",
+                  "does the picture show {desc}?", "can you see {desc}?",
+                  "can you see {desc} in the image?", "do you see {desc}?",
+                  "do you see {desc} here?", "can you find {desc}?",
+                  "could you find {desc} in the picture?", "tell me if there is {desc}.",
+                  "is {desc} shown in the image?", "is {desc} visible?",
+                  "is there {desc} anywhere?", "does {desc} appear in the image?"),
+    "defect": ("is there a defect?", "is any object damaged?", "do you see any damage?",
+               "is anything damaged?", "does any object have a defect?", "can you see a defect?",
+               "is something damaged here?"),
+    "defect_where": ("where is the defect?", "where is the damage?",
+                     "where is the damaged object?", "where can you see the damage?",
+                     "in which part is the defect?"),
+    "defect_kind": ("what kind of defect is there?", "what is the defect?",
+                    "what kind of damage is there?", "which kind of defect do you see?",
+                    "what type of damage is it?"),
+    "defect_object": ("is the {ref} damaged?", "does the {ref} have a defect?",
+                      "is the {ref} broken?", "is the {ref} defective?",
+                      "can you see damage on the {ref}?"),
+}
+HELDOUT_TEMPLATES = {
+    "color": ("do you know the color of the {ref}?", "could you name the colour of the {ref}?",
+              "which colour does the {ref} have?"),
+    "shape": ("do you know the shape of the {ref}?", "which shape does the {ref} have?",
+              "what type of shape is the {ref}?"),
+    "size": ("do you know the size of the {ref}?", "how large is the {ref}?",
+             "could you name the size of the {ref}?"),
+    "position": ("do you know the position of the {ref}?", "where can you find the {ref}?",
+                 "where in the picture is the {ref} placed?"),
+    "count": ("how many {noun} are in the picture?", "what's the number of {noun}?",
+              "could you count the {noun}?"),
+    "relation": ("is the {a} found {rel} the {b}?", "can you see the {a} {rel} the {b}?",
+                 "would you say the {a} is {rel} the {b}?"),
+    "existence": ("do you see {desc} here?", "is {desc} shown in the image?",
+                  "could you find {desc} in the picture?"),
+    "defect": ("can you see a defect?", "is something damaged here?"),
+    "defect_where": ("where can you see the damage?", "in which part is the defect?"),
+    "defect_kind": ("which kind of defect do you see?", "what type of damage is it?"),
+    "defect_object": ("is the {ref} defective?", "can you see damage on the {ref}?"),
 }
 
 
-def _question(qtype: str, scene: dict, rng: np.random.Generator, focus: int | None) -> dict:
+def _all_templates(kind: str) -> tuple[str, ...]:
+    """Every phrasing of a question type: the shared frames (attributes) and its own wordings."""
+    framed = [f.replace("{attr}", w)
+              for w in ATTRIBUTE_WORDS.get(kind, ()) for f in ATTRIBUTE_FRAMES]
+    return tuple(dict.fromkeys(framed + list(_OWN_WORDINGS[kind])))
+
+
+TEMPLATES = {kind: tuple(t for t in _all_templates(kind) if t not in HELDOUT_TEMPLATES[kind])
+             for kind in _OWN_WORDINGS}  # the training phrasings
+PHRASINGS = ("train", "heldout")
+NOUNS = ("object", "shape", "thing")  # "the object in the top left" = "the thing in the top left"
+
+
+def _templates(kind: str, phrasings: str) -> tuple[str, ...]:
+    if phrasings not in PHRASINGS:
+        raise ValueError(f"phrasings={phrasings!r}: use one of {PHRASINGS}")
+    return (TEMPLATES if phrasings == "train" else HELDOUT_TEMPLATES)[kind]
+
+
+def _noun(rng: np.random.Generator, phrase: str, avoid: str = "") -> str:
+    """'object' in a phrase replaced by a random synonym of `NOUNS` (not `avoid`: no "what shape
+    is the shape ...")."""
+    nouns = [n for n in NOUNS if n != avoid]
+    return " ".join(_pick(rng, nouns) if w == "object" else w for w in phrase.split(" "))
+
+
+def _absent(objs: list[dict], keys, rng: np.random.Generator) -> dict:
+    """Attributes (`keys`) that no object has. Four times in five, when possible, one of them is
+    shared with an object present (a red star beside a red circle): POPE's adversarial negatives."""
+    pools = {"color": COLORS, "shape": SHAPES, "size": SIZES}
+    combos = [dict(zip(keys, vs)) for vs in np.ndindex(*(len(pools[k]) for k in keys))]
+    combos = [{k: pools[k][v] for k, v in c.items()} for c in combos]
+    absent = [a for a in combos if not any(_matches(o, a) for o in objs)]
+    hard = [a for a in absent if any(a[k] == o[k] for o in objs for k in keys)]
+    return _pick(rng, hard if hard and rng.random() < 0.8 else absent)
+
+
+def _question(qtype: str, scene: dict, rng: np.random.Generator, focus: int | None,
+              phrasings: str = "train") -> dict:
     objs = scene["objects"]
     i = focus if focus is not None else int(rng.integers(len(objs)))
     obj = objs[i]
+    template = lambda kind: _pick(rng, _templates(kind, phrasings))
     if qtype in ("color", "shape", "size", "position"):
-        ref = _pick(rng, referents(scene, i, without=qtype))
-        return {"question": _pick(rng, TEMPLATES[qtype]).format(ref=ref), "answer": obj[qtype]}
+        refs = referents(scene, i, without=qtype)
+        if not refs:  # only its position names it, and the text does not state positions
+            named = [k for k in range(len(objs)) if referents(scene, k, without=qtype)]
+            if focus is not None or not named:
+                return None
+            i = _pick(rng, named)
+            obj, refs = objs[i], referents(scene, i, without=qtype)
+        ref = _noun(rng, _pick(rng, refs), avoid=qtype)
+        return {"question": template(qtype).format(ref=ref), "answer": obj[qtype]}
     if qtype == "count":
         kind = _pick(rng, ("all", "shape", "color", "size"))
+        noun = _pick(rng, NOUNS) + "s"
         if kind == "all":
-            noun, attrs = "objects", {}
+            attrs = {}
         else:  # half the time an attribute of the focus object, else any value (the count may be 0)
             value = (obj[kind] if rng.random() < 0.5
                      else _pick(rng, {"shape": SHAPES, "color": COLORS, "size": SIZES}[kind]))
             attrs = {kind: value}
-            noun = PLURALS[value] if kind == "shape" else f"{value} objects"
+            noun = PLURALS[value] if kind == "shape" else f"{value} {noun}"
         n = sum(_matches(o, attrs) for o in objs)
-        return {"question": _pick(rng, TEMPLATES["count"]).format(noun=noun), "answer": str(n)}
+        return {"question": template("count").format(noun=noun), "answer": str(n)}
     if qtype == "relation":
         j = _pick(rng, [k for k in range(len(objs)) if k != i])
         true = relations_between(obj, objs[j])
         want = rng.random() < 0.5
         rel = _pick(rng, true if want else [r for r in RELATIONS if r not in true])
-        q = _pick(rng, TEMPLATES["relation"]).format(a=describe(obj, False), rel=rel,
-                                                     b=describe(objs[j], False))
+        q = template("relation").format(a=describe(obj, False), rel=rel,
+                                        b=describe(objs[j], False))
         return {"question": q, "answer": "yes" if want else "no"}
     if qtype == "existence":
         keys = _pick(rng, [("color", "shape"), ("shape",), ("color",), ("size", "color", "shape"),
                            ("size", "shape")])
-        if rng.random() < 0.5:  # present: describe the focus object
-            attrs = {k: obj[k] for k in keys}
-        else:  # absent: mostly values seen in the scene, recombined (hard negatives)
-            pools = {"color": COLORS, "shape": SHAPES, "size": SIZES}
-            for _ in range(100):
-                attrs = {k: (_pick(rng, objs)[k] if rng.random() < 0.6 else _pick(rng, pools[k]))
-                         for k in keys}
-                if not any(_matches(o, attrs) for o in objs):
-                    break
-            else:  # every value of these attributes is present: fall back to an absent pair
-                used = {(o["color"], o["shape"]) for o in objs}
-                attrs = dict(zip(("color", "shape"),
-                                 _pick(rng, [(c, s) for c in COLORS for s in SHAPES
-                                             if (c, s) not in used])))
-        present = any(_matches(o, attrs) for o in objs)
-        q = _pick(rng, TEMPLATES["existence"]).format(desc=_article(_phrase(attrs)))
+        present = rng.random() < 0.5
+        attrs = {k: obj[k] for k in keys} if present else _absent(objs, keys, rng)
+        q = template("existence").format(desc=_article(_noun(rng, _phrase(attrs))))
         return {"question": q, "answer": "yes" if present else "no"}
     if qtype == "defect":
         defects = scene.get("defects") or []
         kinds = ["defect", "defect_object"] + (["defect_where", "defect_kind"] if defects else [])
         kind = _pick(rng, kinds)
         if kind == "defect":
-            return {"question": _pick(rng, TEMPLATES["defect"]),
-                    "answer": "yes" if defects else "no"}
+            return {"question": template("defect"), "answer": "yes" if defects else "no"}
         if kind == "defect_where":
-            return {"question": _pick(rng, TEMPLATES["defect_where"]),
-                    "answer": defects[0]["position"]}
+            return {"question": template("defect_where"), "answer": defects[0]["position"]}
         if kind == "defect_kind":
-            return {"question": _pick(rng, TEMPLATES["defect_kind"]), "answer": defects[0]["kind"]}
+            return {"question": template("defect_kind"), "answer": defects[0]["kind"]}
         if defects and rng.random() < 0.5:  # ask about the damaged object half of the time
             i = defects[0]["object"]
         damaged = any(d["object"] == i for d in defects)
-        q = _pick(rng, TEMPLATES["defect_object"]).format(ref=describe(objs[i], False))
+        q = template("defect_object").format(ref=describe(objs[i], False))
         return {"question": q, "answer": "yes" if damaged else "no"}
     raise ValueError(f"unknown question type {qtype!r}: choose from {list(QTYPES)}")
 
 
-def make_questions(scene: dict, rng=None, qtypes=None, focus: int | None = None) -> list[dict]:
+def make_questions(scene: dict, rng=None, qtypes=None, focus: int | None = None,
+                   phrasings: str = "train") -> list[dict]:
     """One question per type: dicts with `question`, `answer` and `qtype`.
 
     `qtypes` defaults to every type except "defect" (asked only when a dataset has defects);
-    "relation" is skipped for one-object scenes. `focus` makes the object questions be about
-    object `focus` (the compositional split asks about its held-out object).
+    "relation" is skipped for one-object scenes, and an object question when no description
+    names the object (possible only when positions are withheld). `focus` makes the object
+    questions be about object `focus` (the compositional split asks about its held-out object).
+    `phrasings` is "train" (`TEMPLATES`) or "heldout" (`HELDOUT_TEMPLATES`, never in training
+    text).
     """
     rng = _rng(rng)
     qtypes = [q for q in QTYPES if q != "defect"] if qtypes is None else list(qtypes)
     _check_choice("question type", qtypes, QTYPES)
-    if not scene["objects"]:
-        raise ValueError("a scene needs at least one object to ask about")
+    _templates("color", phrasings)  # a clear error for an unknown pool
+    if not isinstance(scene, dict) or not scene.get("objects"):
+        raise ValueError("a scene is a dict whose 'objects' list holds at least one object "
+                         "to ask about")
+    if focus is not None and not 0 <= focus < len(scene["objects"]):
+        raise ValueError(f"focus={focus}: the scene has {len(scene['objects'])} objects")
     out = []
     for qtype in qtypes:
         if qtype == "relation" and len(scene["objects"]) < 2:
             continue
-        out.append({**_question(qtype, scene, rng, focus), "qtype": qtype})
+        q = _question(qtype, scene, rng, focus, phrasings)
+        if q is not None:
+            out.append({**q, "qtype": qtype})
     return out
 
 
 # %% notebooks/00_setup_and_data.ipynb cell 51
 DESCRIBE_REQUESTS = ("describe the image.", "what do you see?", "what is in the picture?",
-                     "give a short caption.", "describe the scene.")
+                     "give a short caption.", "describe the scene.", "what does the image show?",
+                     "tell me what is in the image.", "caption this image.")
+HELDOUT_DESCRIBE_REQUESTS = ("describe this picture.", "what can you see here?",
+                             "write a caption for the image.")  # never in training text
 
 
 def make_conversation(scene: dict, rng=None, qtypes=None, max_questions: int = 3) -> list[dict]:
@@ -515,23 +631,53 @@ def make_conversation(scene: dict, rng=None, qtypes=None, max_questions: int = 3
 
 
 # %% notebooks/00_setup_and_data.ipynb cell 54
-def text_corpus(n_scenes: int = 5000, seed: int = 0, questions_per_scene: int = 2,
-                defect_prob: float = 0.2, exclude_pairs=HELDOUT_PAIRS) -> list[str]:
-    """One text per scene: a caption, then `questions_per_scene` 'question answer.' pairs."""
-    if n_scenes < 1:
-        raise ValueError(f"n_scenes={n_scenes}: ask for at least one scene")
+PLACING_STYLES = ("positions", "sentences")  # the caption styles that say where every object is
+
+
+def caption_questions(scene: dict, rng=None, style: str | None = None, qtypes=None,
+                      phrasings: str = "train", rounds: int = 1) -> tuple[str, list[dict]]:
+    """A caption of the scene and `rounds` questions of each type in `qtypes` (default: all but
+    "defect") that this caption answers: position, relation and "where is the defect?" only when
+    the style places every object. Returns (caption, questions), the questions in random order."""
+    rng = _rng(rng)
+    style = style or _pick(rng, CAPTION_STYLES)
+    caption = make_caption(scene, rng, style)
+    qtypes = [q for q in QTYPES if q != "defect"] if qtypes is None else list(qtypes)
+    if style not in PLACING_STYLES:  # no position to ask about, nor to name an object by
+        qtypes = [q for q in qtypes if q not in ("position", "relation")]
+        scene = {**scene, "objects": [{**o, "position": None} for o in scene["objects"]]}
+    questions = []
+    for _ in range(rounds):
+        for q in make_questions(scene, rng, qtypes, phrasings=phrasings):
+            where = q["qtype"] == "defect" and q["answer"] in POSITIONS  # "where is the defect?"
+            if (not where or style in PLACING_STYLES) and q not in questions:
+                questions.append(q)
+    return caption, [questions[int(j)] for j in rng.permutation(len(questions))]
+
+
+def text_corpus(n_scenes: int = 5000, seed: int = 0, defect_prob: float = 0.2,
+                exclude_pairs=HELDOUT_PAIRS, rounds: int = 1,
+                placed: float | None = None) -> list[str]:
+    """One text per scene: a caption, then questions of every type that the caption answers, each
+    followed by its answer ('... what color is the circle? red. ...'; `caption_questions`). Every
+    answer follows from the text it is in: the language model learns to read, not to guess.
+    `placed`: the share of captions in a style that places every object (`PLACING_STYLES`, the
+    only ones that answer position and relation questions); None: every style alike."""
+    if not isinstance(n_scenes, (int, np.integer)) or n_scenes < 1:
+        raise ValueError(f"n_scenes={n_scenes!r}: ask for at least one scene (an int)")
+    if placed is not None and not 0 <= placed <= 1:
+        raise ValueError(f"placed={placed!r} is a share: use a number in [0, 1] or None")
+    others = [s for s in CAPTION_STYLES if s not in PLACING_STYLES]
     texts = []
     for k in range(n_scenes):
         rng = np.random.default_rng([seed, 99, k])
         scene = sample_scene(rng, image_size=64, defect_prob=defect_prob,
                              exclude_pairs=exclude_pairs)
-        qtypes = list(QTYPES) if defect_prob > 0 else None
-        qs = make_questions(scene, rng, qtypes)
-        parts = [make_caption(scene, rng)]
-        for j in rng.permutation(len(qs))[:questions_per_scene]:
-            q = qs[int(j)]
-            parts.append(f"{q['question']} {q['answer']}.")
-        texts.append(" ".join(parts))
+        qtypes = [q for q in QTYPES if q != "defect" or defect_prob > 0]
+        style = (None if placed is None
+                 else _pick(rng, PLACING_STYLES if rng.random() < placed else others))
+        caption, questions = caption_questions(scene, rng, style, qtypes, rounds=rounds)
+        texts.append(" ".join([caption] + [f"{q['question']} {q['answer']}." for q in questions]))
     return texts
 
 

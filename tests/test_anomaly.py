@@ -152,20 +152,21 @@ def test_defect_questions_are_rederived_from_the_pixels():
         for _ in range(8):
             q = make_questions(scene, rng, ["defect"])[0]
             text, answer = q["question"], q["answer"]
-            if text.startswith(("is there", "is any", "do you")):
-                asked.add("defect")
-                assert answer == ("yes" if changed.any() else "no")
-            elif text.startswith("where"):
+            named = [o for o in scene["objects"]
+                     if f" {o['color']} {o['shape']} " in f" {text[:-1]} "]
+            if text.startswith(("where", "in which part")):
                 asked.add("where")
                 ys, xs = np.nonzero(changed)
                 assert answer == grid_position((xs.mean() + 0.5) / 64, (ys.mean() + 0.5) / 64)
-            elif text.startswith("what"):
+            elif "kind" in text or "type" in text or text == "what is the defect?":
                 asked.add("kind")
                 assert answer == kind_from_pixels(image, clean)
+            elif not named:  # is there a defect? / is anything damaged? ...
+                asked.add("defect")
+                assert answer == ("yes" if changed.any() else "no")
             else:  # is the <colour shape> damaged?
                 asked.add("object")
-                obj = next(o for o in scene["objects"]
-                           if f" {o['color']} {o['shape']} " in f" {text[:-1]} ")
+                (obj,) = named
                 x0, y0, x1, y1 = obj["bbox"]
                 inside = changed[y0:y1, x0:x1].sum()
                 assert answer == ("yes" if inside and inside == changed.sum() else "no")

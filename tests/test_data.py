@@ -17,7 +17,8 @@ SIZE_WORDS = {"small", "large"}
 CELL_NAMES = [["top left", "top center", "top right"],
               ["middle left", "center", "middle right"],
               ["bottom left", "bottom center", "bottom right"]]
-POSITION_RE = re.compile(r"object in the ((?:top|middle|bottom) (?:left|center|right)|center)\b")
+POSITION_RE = re.compile(r"(?:object|thing|shape) in the "
+                         r"((?:top|middle|bottom) (?:left|center|right)|center)\b")
 
 
 def cell_of_box(box, image_size):
@@ -92,9 +93,9 @@ def expected_answer(scene, question, qtype):
         return "yes" if holds else "no"
     if qtype == "defect":
         defects = scene["defects"]
-        if question.startswith("where"):
+        if question.startswith(("where", "in which part")):
             return cell_name(defects[0]["bbox"], size)
-        if "kind" in question or question == "what is the defect?":
+        if "kind" in question or "type" in question or question == "what is the defect?":
             return defects[0]["kind"]
         attrs = mentioned(question)
         if attrs:  # is the <object> damaged?
@@ -107,24 +108,26 @@ def expected_answer(scene, question, qtype):
 
 
 def classify(question):
-    """The type of a question, read from its wording."""
+    """The type of a question, read from its key words (the wording around them varies)."""
     q = question
-    if q.startswith(("what color", "which color", "what is the color")):
-        return "color"
-    if q.startswith(("what shape", "which shape", "what is the shape")):
-        return "shape"
-    if q.startswith(("what size", "how big")) or q.endswith("small or large?"):
-        return "size"
-    if "defect" in q or "damage" in q:
+    if any(w in q for w in ("defect", "damage", "broken")):
         return "defect"
-    if q.startswith(("where", "in which part")):
-        return "position"
-    if q.startswith(("how many", "count the")):
-        return "count"
     if any(r in q for r in (" to the left of ", " to the right of ", " above ", " below ")):
         return "relation"
-    if q.startswith(("is there", "does the image contain", "can you see")):
+    if any(w in q for w in ("how many", "count", "number of")):
+        return "count"
+    if "color" in q or "colour" in q:
+        return "color"
+    if any(w in q for w in (" size", "how big", "how large", "small or large", "large or small",
+                            "big or small")):
+        return "size"
+    if re.search(r"\b(where|position|location|part of the)\b", q):
+        return "position"
+    if re.search(r"(there is|is there|contain|see|find|visible|shown|appear|show) an? ", q) or \
+            re.match(r"(is|does) an? ", q):
         return "existence"
+    if "shape" in q or "form" in q:
+        return "shape"
     raise AssertionError(f"cannot classify {question!r}")
 
 
@@ -343,3 +346,132 @@ def test_real_images():
     assert photos["name"] == ["astronaut", "chelsea"] and photos[1]["image"].size == (48, 48)
     with pytest.raises(ValueError, match="unknown photo"):
         data.sample_photos(["lena"])
+
+
+# --- the phrasing pools and the reading corpus ---------------------------------------------
+
+ANSWER_WORDS = (COLOR_WORDS | SHAPE_WORDS | SIZE_WORDS | {"yes", "no"}
+                | {str(n) for n in range(10)} | {c for row in CELL_NAMES for c in row}
+                | {"scratch", "missing chunk", "stain"})
+OBJECT_RE = re.compile(r"\ban? (small|large) (\w+) (\w+)(?: (?:is )?in the "
+                       r"((?:top|middle|bottom) (?:left|center|right)|center))?")
+DEFECT_RE = re.compile(r"the (\w+) (\w+) has an? (scratch|missing chunk|stain)\.")
+
+
+def template_regex(template):
+    """A template as a regex: each slot stands for words without sentence punctuation."""
+    return re.escape(template).replace(r"\{", "{").replace(r"\}", "}").format(
+        ref="[^.?]+", noun="[^.?]+", desc="[^.?]+", a="[^.?]+", rel="[^.?]+", b="[^.?]+")
+
+
+def split_text(text):
+    """(caption, [(question, answer)]) of a corpus text, read from the text alone: the questions
+    are the sentences followed by a sentence that is one answer word."""
+    sentences = re.split(r"(?<=[.?]) ", text)
+    first = next(i for i in range(len(sentences) - 1)
+                 if sentences[i + 1][:-1] in ANSWER_WORDS and sentences[i + 1].endswith("."))
+    pairs = list(zip(sentences[first::2], [s[:-1] for s in sentences[first + 1::2]]))
+    return " ".join(sentences[:first]), pairs
+
+
+def read_caption(caption):
+    """The objects a caption states (position None when it does not say) and its defects."""
+    objects = [{"size": s, "color": c, "shape": sh, "position": p}
+               for s, c, sh, p in OBJECT_RE.findall(caption)]
+    defects = [{"color": c, "shape": s, "kind": k} for c, s, k in DEFECT_RE.findall(caption)]
+    return objects, defects
+
+
+def answer_from_text(objects, defects, question):
+    """Answer a question from what a caption states, with this file's own reading of it."""
+    qtype = classify(question)
+    attrs = mentioned(question)
+    found = [o for o in objects if all(o[k] == v for k, v in attrs.items())]
+    if qtype in ("color", "shape", "size", "position"):
+        attrs = mentioned(question, ignore=(qtype,))
+        (obj,) = [o for o in objects if all(o[k] == v for k, v in attrs.items())]
+        assert obj[qtype], f"the caption does not state the {qtype}"
+        return obj[qtype]
+    if qtype == "count":
+        return str(len(found))
+    if qtype == "existence":
+        return "yes" if found else "no"
+    if qtype == "relation":
+        rel = next(r for r in (" to the left of ", " to the right of ", " above ", " below ")
+                   if r in question)
+        left, right = question.split(rel)
+        cells = []
+        for part in (left, right):
+            want = mentioned(part)
+            (obj,) = [o for o in objects if all(o[k] == v for k, v in want.items())]
+            cells.append(next((r, c) for r in range(3) for c in range(3)
+                              if CELL_NAMES[r][c] == obj["position"]))
+        (ra, ca), (rb, cb) = cells
+        holds = {" to the left of ": ca < cb, " to the right of ": ca > cb,
+                 " above ": ra < rb, " below ": ra > rb}[rel]
+        return "yes" if holds else "no"
+    # defects: the caption names every defect, so no sentence means no defect
+    damaged = [o for o in objects for d in defects
+               if (o["color"], o["shape"]) == (d["color"], d["shape"])]
+    if question.startswith(("where", "in which part")):
+        assert damaged[0]["position"], "the caption does not place the damaged object"
+        return damaged[0]["position"]
+    if "kind" in question or "type" in question or question == "what is the defect?":
+        return defects[0]["kind"]
+    if attrs:
+        return "yes" if any(all(o[k] == v for k, v in attrs.items()) for o in damaged) else "no"
+    return "yes" if defects else "no"
+
+
+def test_every_corpus_answer_follows_from_its_text():
+    corpus = data.text_corpus(n_scenes=600, seed=2)
+    types, n = set(), 0
+    for text in corpus:
+        caption, pairs = split_text(text)
+        objects, defects = read_caption(caption)
+        assert objects, caption
+        assert len(pairs) >= 4, text  # several questions per scene
+        for question, answer in pairs:
+            assert answer_from_text(objects, defects, question) == answer, (text, question)
+            types.add(classify(question))
+            n += 1
+    assert types == set(data.QTYPES) and n > 5.5 * len(corpus)
+
+
+def test_heldout_phrasings_never_in_training_text():
+    heldout = {t for ts in data.HELDOUT_TEMPLATES.values() for t in ts}
+    assert not heldout & {t for ts in data.TEMPLATES.values() for t in ts}
+    patterns = re.compile(r"(?:^|[.?] )(?:" + "|".join(template_regex(t) for t in heldout)
+                          + r")")
+    texts = data.text_corpus(n_scenes=1500, seed=5)
+    for k, scene in enumerate(scenes(400, defect_prob=0.5)):
+        rng = np.random.default_rng(k)
+        texts += [q["question"] for q in data.make_questions(scene, rng, qtypes=data.QTYPES)]
+        texts += [m["content"] for m in data.make_conversation(scene, rng)
+                  if m["role"] == "user"]
+    hits = [t for t in texts if patterns.search(t)]
+    assert not hits, hits[:3]
+    # and the held-out pool does produce them, with answers as correct as the training pool's
+    asked = set()
+    for k, scene in enumerate(scenes(300, defect_prob=0.5)):
+        for q in data.make_questions(scene, np.random.default_rng(k), qtypes=data.QTYPES,
+                                     phrasings="heldout"):
+            assert patterns.match(q["question"]), q
+            assert classify(q["question"]) == q["qtype"]
+            assert q["answer"] == expected_answer(scene, q["question"], q["qtype"]), (scene, q)
+            asked |= {t for t in heldout if re.fullmatch(template_regex(t), q["question"])}
+    assert len(asked) > 0.9 * len(heldout)
+    with pytest.raises(ValueError, match="phrasings"):
+        data.make_questions(scenes(1)[0], 0, phrasings="test")
+
+
+def test_existence_negatives_are_mostly_adversarial():
+    shared = total = 0
+    for k, scene in enumerate(scenes(600, min_objects=2)):
+        q = data.make_questions(scene, np.random.default_rng(k), qtypes=["existence"])[0]
+        attrs = mentioned(q["question"])
+        if q["answer"] == "no" and {"color", "shape"} <= set(attrs):
+            total += 1
+            shared += any(o["color"] == attrs["color"] or o["shape"] == attrs["shape"]
+                          for o in scene["objects"])
+    assert total > 40 and shared / total > 0.75  # POPE's adversarial negatives
