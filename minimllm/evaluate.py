@@ -5,9 +5,10 @@ question type (exact match after normalisation, as the VQA benchmarks score), ca
 a POPE-style hallucination probe (Li et al. 2023, "Evaluating Object Hallucination in Large
 Vision-Language Models"), adapted to Shapes World."""
 
-__all__ = ["NUMBER_WORDS", "ARTICLES", "normalize_answer", "vqa_accuracy", "evaluate_vqa",
-    "position_precision", "POPE_TEMPLATE", "POPE_SETTINGS", "pair_frequencies", "pope_questions",
-    "yes_probability", "auroc", "binary_metrics", "pope", "show_answers"]
+__all__ = ["NUMBER_WORDS", "ARTICLES", "normalize_answer", "vqa_accuracy", "answer_prior",
+    "prior_accuracy", "evaluate_vqa", "position_precision", "POPE_TEMPLATE", "POPE_SETTINGS",
+    "pair_frequencies", "pope_questions", "yes_probability", "auroc", "binary_metrics",
+    "constant_pope", "pope", "show_answers"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 22
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from minimllm.chat import ChatProcessor, batches_of_equal_length, chat, image_turn, vqa_messages
-from minimllm.data import COLORS, SHAPES
+from minimllm.data import COLORS, HELDOUT_TEMPLATES, PHRASINGS, SHAPES
 from minimllm.mllm import MLLM
 
 NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three", "four", "five",
@@ -42,6 +43,26 @@ def vqa_accuracy(predictions, answers, qtypes) -> dict[str, float]:
     for qtype in sorted(set(qtypes)):
         scores[qtype] = float(np.mean([r for r, t in zip(right, qtypes) if t == qtype]))
     return scores
+
+
+def answer_prior(answers, qtypes) -> dict[str, str]:
+    """The blind baseline's answers: the most frequent training answer of each question type
+    (ties: the first in alphabetical order). It never looks at an image, nor at the question
+    beyond its type; a VQA score means something only above it (Goyal et al. 2017, "Making the
+    V in VQA Matter")."""
+    if len(answers) != len(qtypes) or not len(answers):
+        raise ValueError(f"need one question type per answer, at least one: got "
+                         f"{len(answers)} answers and {len(qtypes)} types")
+    counts: dict[str, Counter] = {}
+    for a, t in zip(answers, qtypes):
+        counts.setdefault(t, Counter())[normalize_answer(a)] += 1
+    return {t: min(c, key=lambda a: (-c[a], a)) for t, c in counts.items()}
+
+
+def prior_accuracy(prior: dict[str, str], answers, qtypes) -> dict[str, float]:
+    """`vqa_accuracy` of the answer prior on test questions: what a model scores without the
+    image (a type the prior never saw is answered with the empty string, and so is wrong)."""
+    return vqa_accuracy([prior.get(t, "") for t in qtypes], answers, qtypes)
 
 
 def evaluate_vqa(model: MLLM, processor: ChatProcessor, rows, format_prompt: str | None = None,
@@ -83,12 +104,16 @@ def pair_frequencies(scenes) -> list[tuple[str, str]]:
 
 
 def pope_questions(scene: dict, rng: np.random.Generator, setting: str,
-                   popular: list | None = None) -> list[dict]:
+                   popular: list | None = None, phrasings: str = "train") -> list[dict]:
     """POPE's balanced probe of one scene: k = min(distinct objects, 3) present (colour, shape)
     pairs and k absent ones, the absent ones drawn as `setting` says: "random" among all absent
     pairs, "popular" the most frequent absent pairs (`popular`, from `pair_frequencies`),
     "adversarial" among absent pairs that share a colour or a shape with a present object.
-    Returns dicts with question, answer ("yes" / "no"), color and shape."""
+    Asked as POPE asks ("is there a ... in the image?", `POPE_TEMPLATE`), or with
+    `phrasings="heldout"` in the existence wordings no training text uses. Returns dicts with
+    question, answer ("yes" / "no"), color and shape."""
+    if phrasings not in PHRASINGS:
+        raise ValueError(f"phrasings={phrasings!r}: use one of {PHRASINGS}")
     if setting not in POPE_SETTINGS:
         raise ValueError(f"unknown POPE setting {setting!r}: choose from {POPE_SETTINGS}")
     present = sorted({(o["color"], o["shape"]) for o in scene["objects"]})
@@ -104,8 +129,15 @@ def pope_questions(scene: dict, rng: np.random.Generator, setting: str,
             absent = [(c, s) for c, s in absent if any(c == pc or s == ps for pc, ps in present)]
         negatives = [absent[i] for i in rng.permutation(len(absent))[:k]]
     positives = [present[i] for i in rng.permutation(len(present))[:k]]
-    return [{"question": POPE_TEMPLATE.format(color=c, shape=s), "answer": answer,
-             "color": c, "shape": s}
+
+    def ask(c: str, s: str) -> str:
+        if phrasings == "train":
+            return POPE_TEMPLATE.format(color=c, shape=s)
+        wordings = HELDOUT_TEMPLATES["existence"]
+        template = wordings[int(rng.integers(len(wordings)))]
+        return template.format(desc=("an " if c[0] in "aeiou" else "a ") + f"{c} {s}")
+
+    return [{"question": ask(c, s), "answer": answer, "color": c, "shape": s}
             for pairs, answer in ((positives, "yes"), (negatives, "no")) for c, s in pairs]
 
 
@@ -156,6 +188,13 @@ def binary_metrics(labels, predictions, scores=None) -> dict[str, float]:
     if scores is not None:
         out["auroc"] = auroc(labels, scores)
     return out
+
+
+def constant_pope(labels) -> dict[str, dict[str, float]]:
+    """POPE's blind baselines: `binary_metrics` of always answering "yes" and always "no"."""
+    labels = np.asarray(labels, dtype=bool)
+    return {f"always {word}": binary_metrics(labels, np.full(len(labels), word == "yes"))
+            for word in ("yes", "no")}
 
 
 def pope(model: MLLM, processor: ChatProcessor, rows, setting: str, popular=None,

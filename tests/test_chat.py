@@ -12,12 +12,15 @@ import torch
 from minimllm.chat import END_ID, ChatProcessor, chat, image_turn, vqa_messages
 from minimllm.data import COLORS, SHAPES, make_conversation, render_scene, sample_scene, text_corpus
 from minimllm.evaluate import (
+    answer_prior,
     auroc,
     binary_metrics,
+    constant_pope,
     normalize_answer,
     pair_frequencies,
     pope_questions,
     position_precision,
+    prior_accuracy,
     vqa_accuracy,
 )
 from minimllm.lm import LMConfig
@@ -110,6 +113,51 @@ def test_vqa_normalisation_and_accuracy():
     assert scores == {"overall": 0.5, "color": 1.0, "count": 1.0, "existence": 0.0, "position": 0.0}
     with pytest.raises(ValueError):
         vqa_accuracy([], [], [])
+
+
+def test_answer_prior_against_hand_counts():
+    answers = ["red", "blue", "Red", "1", "2", "2", "yes", "no", "no", "no", "small", "large"]
+    qtypes = ["color"] * 3 + ["count"] * 3 + ["existence"] * 4 + ["size"] * 2
+    prior = answer_prior(answers, qtypes)
+    # red 2 of 3, "2" 2 of 3, no 3 of 4; size tied 1-1: the first alphabetically
+    assert prior == {"color": "red", "count": "2", "existence": "no", "size": "large"}
+    test_answers = ["red", "blue", "2", "0", "yes", "no", "small", "purple"]
+    test_types = ["color", "color", "count", "count", "existence", "existence", "size", "shape"]
+    scores = prior_accuracy(prior, test_answers, test_types)
+    assert scores["color"] == 0.5 and scores["count"] == 0.5 and scores["existence"] == 0.5
+    assert scores["size"] == 0.0 and scores["shape"] == 0.0  # a type the prior never saw
+    assert scores["overall"] == pytest.approx(3 / 8)
+    with pytest.raises(ValueError, match="type per answer"):
+        answer_prior(["red"], [])
+
+
+def test_pope_blind_baselines():
+    labels = [True, True, False, False, False]
+    base = constant_pope(labels)
+    assert base["always yes"]["accuracy"] == pytest.approx(0.4)
+    assert base["always yes"]["recall"] == 1.0 and base["always yes"]["yes_ratio"] == 1.0
+    assert base["always yes"]["f1"] == pytest.approx(2 * 0.4 / 1.4)
+    assert base["always no"]["accuracy"] == pytest.approx(0.6)
+    assert base["always no"]["f1"] == 0.0 and base["always no"]["yes_ratio"] == 0.0
+
+
+def test_pope_in_heldout_phrasings():
+    from minimllm.data import HELDOUT_TEMPLATES
+
+    rng = np.random.default_rng(3)
+    wordings = set()
+    for scene in scenes(40, seed=2):
+        present = {(o["color"], o["shape"]) for o in scene["objects"]}
+        for q in pope_questions(scene, rng, "adversarial", phrasings="heldout"):
+            article = "an" if q["color"][0] in "aeiou" else "a"
+            desc = f"{article} {q['color']} {q['shape']}"
+            (template,) = [t for t in HELDOUT_TEMPLATES["existence"]
+                           if t.format(desc=desc) == q["question"]]
+            wordings.add(template)
+            assert (q["answer"] == "yes") == ((q["color"], q["shape"]) in present)
+    assert wordings == set(HELDOUT_TEMPLATES["existence"])
+    with pytest.raises(ValueError, match="phrasings"):
+        pope_questions(scenes(1)[0], rng, "random", phrasings="other")
 
 
 def test_binary_metrics_and_auroc_by_hand():
