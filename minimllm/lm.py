@@ -8,13 +8,17 @@ __all__ = ["LMConfig", "RMSNorm", "rope_tables", "rotate_half", "apply_rope", "S
     "CausalSelfAttention", "DecoderBlock", "LMOutput", "LanguageModel", "next_token_loss",
     "llama_config", "to_transformers", "from_transformers", "tokenize_corpus", "random_windows",
     "lm_loss", "evaluate_lm", "check_sampling", "top_k_filter", "top_p_filter",
-    "sample_next_token", "check_prompts", "generate", "load_reference", "train_reference"]
+    "sample_next_token", "check_prompts", "generate", "load_reference", "READING_QTYPES",
+    "PretrainConfig", "reading_test_scenes", "pretrain", "train_reference", "text_qa_items",
+    "complete", "text_qa"]
 
 
 # %% notebooks/01_language_model.ipynb cell 22
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -382,17 +386,29 @@ def tokenize_corpus(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> tor
     return torch.tensor(ids, dtype=torch.long)
 
 
-def random_windows(tokens: torch.Tensor, batch_size: int, seq_len: int, seed: int = 0):
+def random_windows(tokens: torch.Tensor, batch_size: int, seq_len: int, seed: int = 0,
+                   start_token: int | None = None):
     """A function step -> (batch_size, seq_len) LongTensor of random windows of `tokens`,
-    deterministic in (seed, step): a resumed run sees the same batches."""
+    deterministic in (seed, step): a resumed run sees the same batches. With `start_token`
+    (e.g. `<s>`) every window starts at one: no window opens in the middle of a text, where a
+    question would come without the caption that answers it."""
     if tokens.ndim != 1 or len(tokens) <= seq_len:
         raise ValueError(f"need a 1-d token stream longer than seq_len={seq_len}, "
                          f"got shape {tuple(tokens.shape)}")
+    if start_token is None:
+        starts = None
+    else:
+        starts = (tokens[:len(tokens) - seq_len + 1] == start_token).nonzero().flatten()
+        if not len(starts):
+            raise ValueError(f"no token {start_token} starts a window of {seq_len} tokens")
 
     def batch(step: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        starts = torch.randint(0, len(tokens) - seq_len + 1, (batch_size,), generator=g)
-        return torch.stack([tokens[s:s + seq_len] for s in starts.tolist()])
+        if starts is None:
+            picked = torch.randint(0, len(tokens) - seq_len + 1, (batch_size,), generator=g)
+        else:
+            picked = starts[torch.randint(0, len(starts), (batch_size,), generator=g)]
+        return torch.stack([tokens[s:s + seq_len] for s in picked.tolist()])
 
     return batch
 
@@ -552,26 +568,158 @@ def load_reference(device: str | torch.device | None = None):
     return LanguageModel.from_pretrained(path, device), load_tokenizer(path)
 
 
-def train_reference(out_dir: str | Path | None = None, quick: bool = False,
-                    device: str | torch.device | None = None) -> Path:
-    """Train the tokenizer and the language model exactly as chapter 01 does and save them
-    (default: data/checkpoints/lm). `quick=True` trains for a few steps only (for tests)."""
+READING_QTYPES = ("color", "shape", "size", "count", "position", "relation", "existence",
+                  "defect")  # what a caption can answer, so what the foundation LM is scored on
+
+
+@dataclass
+class PretrainConfig:
+    """How the course's foundation LM is pretrained (chapter 01's sweep chose these settings):
+    the LM's shape, the corpus (`text_corpus`: `n_scenes` texts, `rounds` questions of each type
+    per text, `placed` share of captions that place objects), and the run. Windows start at a
+    text's `<s>` when `aligned` (no question without its caption); `eval_every` steps the text-QA
+    accuracy on held-out scenes is measured, in both phrasing pools."""
+
+    dim: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int = 4
+    steps: int = 6000
+    lr: float = 1e-3
+    batch_size: int = 32
+    seq_len: int = 256
+    n_scenes: int = 60000
+    rounds: int = 1
+    placed: float | None = None
+    aligned: bool = True
+    eval_every: int = 1000
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> "PretrainConfig":
+        """A few steps on a few texts: the code path in seconds (tests, quick mode)."""
+        return cls(steps=6, batch_size=4, seq_len=64, n_scenes=200, eval_every=3)
+
+
+def reading_test_scenes(n: int = 600, seed: int = 7) -> list[dict]:
+    """Scenes that no training text describes (other seeds than `text_corpus`'s), a fifth with a
+    defect, none with a held-out (colour, shape) pair: where text QA is measured."""
+    from minimllm.data import HELDOUT_PAIRS, sample_scene
+
+    return [sample_scene(np.random.default_rng([seed, 77, k]), defect_prob=0.2,
+                         exclude_pairs=HELDOUT_PAIRS) for k in range(n)]
+
+
+def pretrain(config: PretrainConfig, device: str | torch.device | None = None,
+             n_eval_scenes: int = 600, on_eval=None):
+    """Train chapter 01's tokenizer and LM from scratch on `text_corpus` as `config` says.
+    Returns (model, tokenizer, history, curve): the curve holds, every `eval_every` steps, the
+    seconds of training so far and the text-QA scores (`text_qa`) in the training ("train") and
+    the held-out ("heldout") phrasings. `on_eval(curve)` runs after each point (a sweep saves
+    it; raising there stops the run, keeping the curve)."""
     from minimllm.data import text_corpus
     from minimllm.tokenizer import train_tokenizer
     from minimllm.utils import seed_everything
 
+    seed_everything(config.seed)
+    corpus = text_corpus(n_scenes=config.n_scenes, seed=0, rounds=config.rounds,
+                         placed=config.placed)
+    tokenizer = train_tokenizer(corpus[:6000], vocab_size=1024)
+    tokens = tokenize_corpus(tokenizer, corpus)
+    scenes = reading_test_scenes(n_eval_scenes)
+    items = {p: text_qa_items(scenes, seed=3, phrasings=p, qtypes=READING_QTYPES)
+             for p in ("train", "heldout")}
+    model = LanguageModel(LMConfig(vocab_size=len(tokenizer), dim=config.dim,
+                                   n_layers=config.n_layers, n_heads=config.n_heads,
+                                   n_kv_heads=config.n_kv_heads, ffn_dim=3 * config.dim))
+    curve, clock = [], {"train": 0.0}
+
+    def evaluate(m):
+        clock["train"] += time.perf_counter() - clock["last"]
+        step = min((len(curve) + 1) * config.eval_every, config.steps)
+        point = {"step": step, "train_seconds": round(clock["train"], 1)}
+        for p, its in items.items():
+            point[p] = {k: round(v, 4) for k, v in text_qa(m, tokenizer, its)[0].items()}
+        curve.append(point)
+        if on_eval is not None:
+            on_eval(curve)
+        clock["last"] = time.perf_counter()
+        return {"text_qa": point["train"]["overall"], "heldout": point["heldout"]["overall"]}
+
+    batches = random_windows(tokens, config.batch_size, config.seq_len, seed=config.seed,
+                             start_token=BOS_ID if config.aligned else None)
+    clock["last"] = time.perf_counter()
+    history = train(model, lm_loss, batches,
+                    TrainConfig(steps=config.steps, lr=config.lr,
+                                warmup_steps=max(1, config.steps // 20), seed=config.seed,
+                                device=device, eval_every=config.eval_every, log_every=100),
+                    eval_fn=evaluate)
+    return model, tokenizer, history, curve
+
+
+def train_reference(out_dir: str | Path | None = None, quick: bool = False,
+                    device: str | torch.device | None = None) -> Path:
+    """Pretrain the foundation LM (`pretrain` with the default `PretrainConfig`) and save it with
+    its tokenizer and its text-QA curve in metrics.json (default: data/checkpoints/lm).
+    `quick=True` trains for a few steps only (for tests)."""
     out_dir = Path(out_dir) if out_dir is not None else checkpoints_dir() / "lm"
-    seed_everything(0)
-    corpus = text_corpus(n_scenes=100 if quick else 6000, seed=0)
-    tokenizer = train_tokenizer(corpus, vocab_size=1024)
-    train_tokens = tokenize_corpus(tokenizer, corpus)
-    val_tokens = tokenize_corpus(tokenizer, text_corpus(n_scenes=30 if quick else 400, seed=1))
-    model = LanguageModel(LMConfig(vocab_size=len(tokenizer)))
-    steps, batch_size, seq_len = (5, 4, 64) if quick else (600, 16, 128)
-    history = train(model, lm_loss, random_windows(train_tokens, batch_size, seq_len),
-                    TrainConfig(steps=steps, lr=3e-3, warmup_steps=steps // 20, device=device))
-    val = evaluate_lm(model, val_tokens, seq_len, max_batches=2 if quick else None)
-    metrics = {"steps": steps, "seconds": round(history.seconds, 1),
-               "final_train_loss": round(sum(history.losses[-20:]) / len(history.losses[-20:]), 4),
-               **{k: round(v, 4) for k, v in val.items()}}
+    config = PretrainConfig.quick() if quick else PretrainConfig()
+    model, tokenizer, history, curve = pretrain(config, device, n_eval_scenes=20 if quick else 600)
+    metrics = {"config": asdict(config), "seconds": round(history.seconds, 1),
+               "final_train_loss": round(sum(history.losses[-50:]) / len(history.losses[-50:]), 4),
+               "text_qa": curve[-1]["train"], "text_qa_heldout": curve[-1]["heldout"],
+               "curve": curve}
     return model.cpu().save_pretrained(out_dir, tokenizer, metrics=metrics)
+
+
+def text_qa_items(scenes, seed: int = 0, phrasings: str = "train", style: str | None = None,
+                  qtypes=None):
+    """Reading questions about scenes given as text: for each scene a caption (`style`, or a
+    random one) and one question of every type (of `qtypes`) it answers
+    (`data.caption_questions`). Returns dicts with prompt ("<caption> <question>"), answer and
+    qtype."""
+    from minimllm.data import caption_questions
+
+    items = []
+    for k, scene in enumerate(scenes):
+        rng = np.random.default_rng([seed, k])
+        caption, questions = caption_questions(scene, rng, style, qtypes, phrasings)
+        items += [{"prompt": f"{caption} {q['question']}", "answer": q["answer"],
+                   "qtype": q["qtype"]} for q in questions]
+    return items
+
+
+@torch.no_grad()
+def complete(model: "LanguageModel", tokenizer: PreTrainedTokenizerFast, prompts: list[str],
+             max_new_tokens: int = 4, stop: str = ".", batch_size: int = 256) -> list[str]:
+    """Greedy continuations of text prompts, cut at the first `stop` (or `</s>`): the model's
+    short answers. Prompts are batched by token length (`generate` takes one length at a time)."""
+    rows = tokenizer(list(prompts)).input_ids  # each with <s> in front
+    by_length: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_length.setdefault(len(row), []).append(i)
+    out = [""] * len(rows)
+    was_training = model.training
+    model.eval()
+    for length, group in sorted(by_length.items()):
+        for k in range(0, len(group), batch_size):
+            chunk = group[k:k + batch_size]
+            ids = torch.tensor([rows[i] for i in chunk], device=model.device)
+            new = generate(model, ids, max_new_tokens=max_new_tokens,
+                           eos_token_id=tokenizer.eos_token_id)[:, length:]
+            for i, text in zip(chunk, tokenizer.batch_decode(new, skip_special_tokens=True)):
+                out[i] = text.split(stop)[0].strip()
+    model.train(was_training)
+    return out
+
+
+def text_qa(model: "LanguageModel", tokenizer: PreTrainedTokenizerFast, items,
+            batch_size: int = 256) -> tuple[dict[str, float], list[str]]:
+    """Text-QA accuracy of greedy answers to `text_qa_items`, scored as chapter 07 scores VQA
+    (`evaluate.vqa_accuracy`: exact match after normalisation), "overall" and one entry per
+    question type; and the answers."""
+    from minimllm.evaluate import vqa_accuracy
+
+    answers = complete(model, tokenizer, [it["prompt"] for it in items], batch_size=batch_size)
+    scores = vqa_accuracy(answers, [it["answer"] for it in items], [it["qtype"] for it in items])
+    return scores, answers

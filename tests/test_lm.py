@@ -9,9 +9,14 @@ from minimllm.lm import (
     KVCache,
     LanguageModel,
     LMConfig,
+    PretrainConfig,
+    complete,
     from_transformers,
     generate,
     load_reference,
+    pretrain,
+    random_windows,
+    text_qa,
     to_transformers,
     top_k_filter,
     top_p_filter,
@@ -206,3 +211,50 @@ def test_train_reference_and_load_reference(tmp_path, monkeypatch):
     mine.save_pretrained(tmp_path / "data" / "artifacts" / "lm", tok)
     again, _ = load_reference(device="cpu")
     assert again.config.dim == 32
+    metrics = load_metrics(path)
+    assert metrics["config"]["steps"] == PretrainConfig.quick().steps
+    assert {"train", "heldout"} <= set(metrics["curve"][-1])
+    assert 0.0 <= metrics["text_qa"]["overall"] <= 1.0
+
+
+def test_windows_start_at_texts():
+    stream = torch.tensor([1, 5, 6, 2, 1, 7, 8, 9, 2, 1, 3, 2, 1, 4, 4, 2])
+    batch = random_windows(stream, 64, 4, seed=3, start_token=1)(0)
+    assert (batch[:, 0] == 1).all() and batch.shape == (64, 4)
+    assert {tuple(r) for r in batch.tolist()} == {(1, 5, 6, 2), (1, 7, 8, 9), (1, 3, 2, 1),
+                                                  (1, 4, 4, 2)}
+    anywhere = random_windows(stream, 64, 4, seed=3)(0)
+    assert (anywhere[:, 0] != 1).any()
+    with pytest.raises(ValueError, match="starts a window"):
+        random_windows(stream, 4, 4, start_token=99)
+
+
+def test_text_qa_scores_a_hand_made_example():
+    """An LM that has learnt two texts by heart answers their questions; `complete` cuts the
+    answer at the full stop and `text_qa` scores it per type."""
+    texts = ["a red circle. what color is the circle? red.",
+             "a blue star. how many stars are there? 1."]
+    tok = train_tokenizer(texts * 20, vocab_size=300)
+    torch.manual_seed(0)
+    model = LanguageModel(LMConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=2,
+                                   n_kv_heads=2, ffn_dim=64, max_seq_len=32))
+    batches = [torch.tensor([tok(t).input_ids + [tok.eos_token_id]]) for t in texts]
+    train(model, lambda m, b: m(b, labels=b).loss, batches * 75,
+          TrainConfig(steps=150, lr=1e-2, device="cpu", log_every=0))
+    prompts = ["a red circle. what color is the circle?", "a blue star. how many stars are there?"]
+    assert complete(model, tok, prompts) == ["red", "1"]
+    items = [{"prompt": prompts[0], "answer": "Red", "qtype": "color"},
+             {"prompt": prompts[1], "answer": "one", "qtype": "count"},  # "one" is read as 1
+             {"prompt": prompts[1], "answer": "2", "qtype": "count"}]
+    scores, answers = text_qa(model, tok, items)
+    assert answers == ["red", "1", "1"]
+    assert scores == {"overall": pytest.approx(2 / 3), "color": 1.0, "count": 0.5}
+
+
+def test_pretrain_curve_and_determinism():
+    config = PretrainConfig.quick()
+    a = pretrain(config, "cpu", n_eval_scenes=10)
+    b = pretrain(config, "cpu", n_eval_scenes=10)
+    assert [p["step"] for p in a[3]] == [3, 6]
+    assert a[2].losses == b[2].losses  # same seed, same run
+    assert set(a[3][-1]["heldout"]) >= {"overall", "color", "count"}
