@@ -642,12 +642,10 @@ class GPUPreset:
                    n_eval=8, stage1_steps=2, stage2_steps=3, batch_size=4, lora_rank=4)
 
 
-def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None,
-            seed: int = 0) -> dict:
+def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) -> dict:
     """Train the preset's assistant (pretraining, stage 1, QLoRA stage 2), evaluate it as
     `make assistant` does, save the adapters (and the base they need) and metrics.json, and
-    return the metrics with the peak memory the GPU saw (None on a CPU) next to the estimate.
-    `seed` seeds every stage (its initialisation, batches and evaluation)."""
+    return the metrics with the peak memory the GPU saw (None on a CPU) next to the estimate."""
     from minimllm.assistant import (
         AssistantConfig,
         InstructionBatches,
@@ -676,7 +674,7 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None,
     device, start = get_device(), time.perf_counter()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    seed_everything(seed)
+    seed_everything(0)
     tokenizer = load_tokenizer(find_pretrained("lm"))  # the course's tokenizer (chapter 01)
     config = MLLMConfig(vision=ViTConfig(**p.vision),
                         lm=LMConfig(vocab_size=len(tokenizer), **p.lm),
@@ -692,16 +690,14 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None,
     lm = LanguageModel(config.lm)
     tokens = tokenize_corpus(tokenizer, text_corpus(n_scenes=200 if quick else 20000, seed=0))
     log(f"pretraining the LM ({count_parameters(lm):,} parameters)")
-    train(lm, lm_loss, random_windows(tokens, p.lm_batch_size, 128, seed=seed),
-          TrainConfig(steps=p.lm_steps, lr=1e-3, device=device, optimizer="adamw8bit",
-                      seed=seed))
+    train(lm, lm_loss, random_windows(tokens, p.lm_batch_size, 128),
+          TrainConfig(steps=p.lm_steps, lr=1e-3, device=device, optimizer="adamw8bit"))
     clip = ContrastiveModel(config.vision, TextConfig(vocab_size=len(tokenizer)), loss="siglip")
     pairs = make_pairs(64 if quick else 20000, captions_per_scene=2,
                        image_size=config.vision.image_size)
     log("pretraining the vision encoder (SigLIP)")
     train(clip, contrastive_loss, PairSampler(pairs, tokenizer, p.vision_batch_size),
-          TrainConfig(steps=p.vision_steps, lr=1e-3, device=device, optimizer="adamw8bit",
-                      seed=seed))
+          TrainConfig(steps=p.vision_steps, lr=1e-3, device=device, optimizer="adamw8bit"))
     model = MLLM(config, vision=clip.vision.cpu(), lm=lm.cpu())
     base = model.save_pretrained(out_dir / "base", tokenizer)  # what the adapters apply to
 
@@ -715,21 +711,21 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None,
     configure_stage(model, 1)
     log("stage 1: the projector")
     train(model, chat_loss, InstructionBatches(processor, scenes, data["pixel_values"],
-                                               {"describe": 1.0}, p.batch_size, seed + 1),
-          TrainConfig(steps=p.stage1_steps, lr=3e-3, device=device, seed=seed))
+                                               {"describe": 1.0}, p.batch_size, 1),
+          TrainConfig(steps=p.stage1_steps, lr=3e-3, device=device))
     prepare_stage2(model, "qlora", p.lora_rank, 2.0 * p.lora_rank, p.grad_checkpointing)
     log(f"stage 2 (QLoRA): {memory_report(model)['trainable']:,} trained parameters")
     mixture = AssistantConfig().mixture  # chapter 07's instruction mixture
     history = train(model, chat_loss, InstructionBatches(processor, scenes, data["pixel_values"],
-                                                         mixture, p.batch_size, seed + 2),
+                                                         mixture, p.batch_size, 2),
                     TrainConfig(steps=p.stage2_steps, lr=p.lr, device=device,
-                                optimizer="adamw8bit", seed=seed))
-    results = evaluate_assistant(model, processor, dataset, scenes, seed=seed)
+                                optimizer="adamw8bit"))
+    results = evaluate_assistant(model, processor, dataset, scenes)
     for line in report_lines(results):
         print(line)
     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
     metrics = {**results, "seconds": round(time.perf_counter() - start, 1), "device": str(device),
-               "quick": quick, "seed": seed, "estimated_bytes": estimate, "peak_bytes": peak,
+               "quick": quick, "estimated_bytes": estimate, "peak_bytes": peak,
                "stage2_final_loss": float(sum(history.losses[-10:]) / len(history.losses[-10:]))}
     save_adapters(model, out_dir / "adapters",
                   {"base": str(base), "method": "qlora", "rank": p.lora_rank,

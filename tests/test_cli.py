@@ -42,12 +42,3 @@ def test_help_lists_every_command_with_an_example(capsys):
             cli.main([name, "--help"])
         assert f"example:\n  minimllm {name}" in capsys.readouterr().out
 
-
-
-def test_train_gpu_preset_honours_the_seed(monkeypatch):
-    import minimllm.quant
-
-    calls = []
-    monkeypatch.setattr(minimllm.quant, "gpu_job", lambda **kw: calls.append(kw) or {})
-    assert cli.main(["train", "--preset", "gpu", "--seed", "3", "--quick"]) == 0
-    assert calls == [{"quick": True, "seed": 3}]
