@@ -574,11 +574,12 @@ READING_QTYPES = ("color", "shape", "size", "count", "position", "relation", "ex
 
 @dataclass
 class PretrainConfig:
-    """How the course's foundation LM is pretrained (chapter 01's sweep chose these settings):
-    the LM's shape, the corpus (`text_corpus`: `n_scenes` texts, `rounds` questions of each type
-    per text, `placed` share of captions that place objects), and the run. Windows start at a
-    text's `<s>` when `aligned` (no question without its caption); `eval_every` steps the text-QA
-    accuracy on held-out scenes is measured, in both phrasing pools."""
+    """How the course's foundation LM is pretrained (the defaults are the shipped checkpoint's;
+    scripts/lm_sweep.py runs other settings): the LM's shape, the corpus (`text_corpus`:
+    `n_scenes` texts, `rounds` questions of each type per text, `placed` share of captions that
+    place objects), and the run. Windows start at a text's `<s>` when `aligned` (no question
+    without its caption); `eval_every` steps the text-QA accuracy on held-out scenes is
+    measured, in both phrasing pools."""
 
     dim: int = 128
     n_layers: int = 4

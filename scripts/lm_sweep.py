@@ -22,10 +22,9 @@ import numpy as np
 import torch
 from run_cache import load_runs, save_run
 
-from minimllm.lm import READING_QTYPES, PretrainConfig, pretrain
+from minimllm.lm import READING_QTYPES as QTYPES
+from minimllm.lm import PretrainConfig, pretrain
 from minimllm.utils import artifacts_dir, count_parameters
-
-QTYPES = READING_QTYPES
 
 
 def settings_key(s: dict) -> str:
