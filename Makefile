@@ -7,7 +7,7 @@ PY := $(BIN)/python
 export PATH := $(abspath $(BIN)):$(PATH)
 CELL_TIMEOUT ?= 600
 
-.PHONY: help demo assistant gpu test lint unit nbtest export update export-check exercises exercises-check grade \
+.PHONY: help demo assistant gpu test lint unit nbtest export update export-check exercises exercises-check grade fuzz \
         checkpoints run-notebook lab env clean
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make assistant    chapter 07: instruction-tune the assistant, report VQA / caption / POPE"
 	@echo "make gpu          chapter 08: a bigger assistant, NF4 LM + LoRA, on one CUDA GPU"
 	@echo "make test         the whole suite in quick mode (lint, unit, export/exercise sync, notebooks)"
+	@echo "make fuzz         the property-based tests with a large example budget (minutes)"
 	@echo "make lab          JupyterLab on the course"
 	@echo "make export       write minimllm/ from the notebooks' #| export cells"
 	@echo "make update       write blocks edited in minimllm/ back into their notebook cells"
@@ -52,6 +53,9 @@ lint: env
 
 unit: env
 	MINIMLLM_QUICK=1 $(PY) -m pytest -q tests
+
+fuzz: env
+	HYPOTHESIS_PROFILE=fuzz MINIMLLM_QUICK=1 $(PY) -m pytest -q tests/test_properties.py
 
 nbtest: env
 	MINIMLLM_QUICK=1 $(PY) -m pytest -q --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:randomly notebooks solutions

@@ -3,4 +3,4 @@
 Modules are generated from the chapter notebooks (`make export`); see the README's chapter table.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"

@@ -4,13 +4,13 @@
 
 __all__ = ["GENERATOR_VERSION", "SHAPES", "PLURALS", "COLORS", "RGB", "SIZES", "SIZE_RADIUS",
     "ROWS", "COLS", "POSITIONS", "RELATIONS", "DEFECTS", "QTYPES", "BACKGROUND_RGB",
-    "MIN_IMAGE_SIZE", "SUPERSAMPLE", "HELDOUT_PAIRS", "shape_outline", "grid_position",
-    "sample_scene", "render_scene", "CAPTION_STYLES", "describe", "relations_between",
-    "make_caption", "referents", "ATTRIBUTE_FRAMES", "ATTRIBUTE_WORDS", "HELDOUT_TEMPLATES",
-    "TEMPLATES", "PHRASINGS", "NOUNS", "make_questions", "DESCRIBE_REQUESTS",
+    "MIN_IMAGE_SIZE", "SUPERSAMPLE", "HELDOUT_PAIRS", "check_scene", "shape_outline",
+    "grid_position", "sample_scene", "render_scene", "CAPTION_STYLES", "describe",
+    "relations_between", "make_caption", "referents", "ATTRIBUTE_FRAMES", "ATTRIBUTE_WORDS",
+    "HELDOUT_TEMPLATES", "TEMPLATES", "PHRASINGS", "NOUNS", "make_questions", "DESCRIBE_REQUESTS",
     "HELDOUT_DESCRIBE_REQUESTS", "make_conversation", "PLACING_STYLES", "caption_questions",
-    "text_corpus", "SPLITS", "build_dataset", "dataset_key", "load_dataset", "DIGIT_WORDS",
-    "PHOTOS", "digits_dataset", "sample_photos"]
+    "shuffle_objects", "text_corpus", "SPLITS", "build_dataset", "dataset_key", "load_dataset",
+    "DIGIT_WORDS", "PHOTOS", "digits_dataset", "sample_photos"]
 
 
 # %% notebooks/00_setup_and_data.ipynb cell 28
@@ -84,6 +84,40 @@ def _check_pairs(pairs) -> list[tuple[str, str]]:
     _check_choice("colour", [c for c, _ in pairs], COLORS)
     _check_choice("shape", [s for _, s in pairs], SHAPES)
     return pairs
+
+
+def _check_image_size(image_size) -> None:
+    if (not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool)
+            or image_size < MIN_IMAGE_SIZE):
+        raise ValueError(f"image_size={image_size!r}: use an int >= {MIN_IMAGE_SIZE} "
+                         "(smaller is too small to draw on)")
+
+
+def check_scene(scene, drawn: bool = False) -> dict:
+    """`scene` when it is a Shapes World scene as `sample_scene` makes it, else an error that
+    names what is wrong. `drawn`: it must also hold what `render_scene` needs (each object's
+    centre and radius)."""
+    if not isinstance(scene, dict):
+        raise TypeError(f"a scene is a dict (as sample_scene returns), got {type(scene).__name__}")
+    objs = scene.get("objects")
+    if not isinstance(objs, (list, tuple)) or not objs:
+        raise ValueError("a scene's 'objects' is a list of at least one object, got "
+                         f"{objs!r}")
+    keys = ("shape", "color", "size", "position") + (("center", "radius") if drawn else ())
+    for i, obj in enumerate(objs):
+        missing = [k for k in keys if k not in obj] if isinstance(obj, dict) else list(keys)
+        if missing:
+            raise ValueError(f"scene object {i} lacks {missing}: an object is a dict with "
+                             f"{list(keys)}")
+        for key, allowed in (("shape", SHAPES), ("color", COLORS), ("size", SIZES),
+                             ("position", (*POSITIONS, None))):
+            if obj[key] not in allowed:
+                raise ValueError(f"scene object {i}: unknown {key} {obj[key]!r}: choose from "
+                                 f"{list(allowed)}")
+    for d in scene.get("defects") or []:
+        if not isinstance(d, dict) or not 0 <= d.get("object", -1) < len(objs):
+            raise ValueError(f"defect {d!r} names no object of the scene's {len(objs)}")
+    return scene
 
 
 def shape_outline(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
@@ -172,16 +206,17 @@ def sample_scene(rng=None, n_objects: int | None = None, image_size: int = 64,
     _check_choice("shape", shapes, SHAPES)
     _check_choice("size", sizes, SIZES)
     exclude, require = set(_check_pairs(exclude_pairs)), _check_pairs(require_pairs)
-    if not isinstance(image_size, (int, np.integer)) or image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size={image_size!r} is too small to draw on: "
-                         f"use an int >= {MIN_IMAGE_SIZE}")
+    if exclude & set(require):
+        raise ValueError(f"pairs {sorted(exclude & set(require))} are both in require_pairs and "
+                         "in exclude_pairs: a scene cannot both use them and never use them")
+    _check_image_size(image_size)
     if n_objects is not None:
         min_objects = max_objects = n_objects
     if not 1 <= min_objects <= max_objects:
         raise ValueError("need 1 <= min_objects <= max_objects, "
                          f"got {min_objects} and {max_objects}")
     if max_objects > len(POSITIONS):
-        raise ValueError(f"{max_objects} objects do not fit: "
+        raise ValueError(f"max_objects={max_objects}: that many objects do not fit, "
                          f"the 3x3 grid holds at most {len(POSITIONS)}")
     if background not in ("plain", "texture"):
         raise ValueError(f"background={background!r}: use 'plain' or 'texture'")
@@ -270,9 +305,9 @@ def _paint(canvas: Image.Image, obj: dict, defects: list[dict]) -> None:
 
 def render_scene(scene: dict, image_size: int | None = None) -> Image.Image:
     """The RGB image of a scene, `image_size` pixels square (default: the scene's own size)."""
-    size = int(image_size or scene["image_size"])
-    if size < MIN_IMAGE_SIZE:
-        raise ValueError(f"image_size={size} is too small to draw on: use >= {MIN_IMAGE_SIZE}")
+    check_scene(scene, drawn=True)
+    size = scene.get("image_size") if image_size is None else image_size
+    _check_image_size(size)
     canvas = _background(scene, size * SUPERSAMPLE)
     defects = scene.get("defects") or []
     for i, obj in enumerate(scene["objects"]):
@@ -337,7 +372,7 @@ def make_caption(scene: dict, rng=None, style: str | None = None) -> str:
     """A caption of the scene in one of `CAPTION_STYLES` (random when `style` is None)."""
     rng = _rng(rng)
     style = style or _pick(rng, CAPTION_STYLES)
-    objs = scene["objects"]
+    objs = check_scene(scene)["objects"]
     names = [_article(describe(o)) for o in objs]
     n = len(objs)
     if style == "list":
@@ -591,9 +626,7 @@ def make_questions(scene: dict, rng=None, qtypes=None, focus: int | None = None,
     qtypes = [q for q in QTYPES if q != "defect"] if qtypes is None else list(qtypes)
     _check_choice("question type", qtypes, QTYPES)
     _templates("color", phrasings)  # a clear error for an unknown pool
-    if not isinstance(scene, dict) or not scene.get("objects"):
-        raise ValueError("a scene is a dict whose 'objects' list holds at least one object "
-                         "to ask about")
+    check_scene(scene)
     if focus is not None and not 0 <= focus < len(scene["objects"]):
         raise ValueError(f"focus={focus}: the scene has {len(scene['objects'])} objects")
     out = []
@@ -634,35 +667,62 @@ def make_conversation(scene: dict, rng=None, qtypes=None, max_questions: int = 3
 PLACING_STYLES = ("positions", "sentences")  # the caption styles that say where every object is
 
 
+def _rounds_per_type(rounds: int | dict[str, int], qtypes: list[str]) -> dict[str, int]:
+    """{question type: rounds} from an int (every type alike) or a dict (the rest once)."""
+    per_type = rounds if isinstance(rounds, dict) else dict.fromkeys(qtypes, rounds)
+    _check_choice("question type", list(per_type), QTYPES)
+    if any(not isinstance(n, (int, np.integer)) or n < 0 for n in per_type.values()):
+        raise ValueError(f"rounds={rounds!r}: a count of questions per type is an int >= 0")
+    return {q: per_type.get(q, 1) for q in qtypes}
+
+
 def caption_questions(scene: dict, rng=None, style: str | None = None, qtypes=None,
-                      phrasings: str = "train", rounds: int = 1) -> tuple[str, list[dict]]:
+                      phrasings: str = "train",
+                      rounds: int | dict[str, int] = 1) -> tuple[str, list[dict]]:
     """A caption of the scene and `rounds` questions of each type in `qtypes` (default: all but
     "defect") that this caption answers: position, relation and "where is the defect?" only when
-    the style places every object. Returns (caption, questions), the questions in random order."""
+    the style places every object. `rounds` may be a dict, {question type: rounds}, for the
+    types asked more (or less) than once ({"relation": 3}); repeats are dropped. Returns
+    (caption, questions), the questions in random order."""
     rng = _rng(rng)
     style = style or _pick(rng, CAPTION_STYLES)
     caption = make_caption(scene, rng, style)
     qtypes = [q for q in QTYPES if q != "defect"] if qtypes is None else list(qtypes)
+    per_type = _rounds_per_type(rounds, qtypes)
     if style not in PLACING_STYLES:  # no position to ask about, nor to name an object by
         qtypes = [q for q in qtypes if q not in ("position", "relation")]
         scene = {**scene, "objects": [{**o, "position": None} for o in scene["objects"]]}
     questions = []
-    for _ in range(rounds):
-        for q in make_questions(scene, rng, qtypes, phrasings=phrasings):
+    for r in range(max(per_type.values(), default=0)):
+        for q in make_questions(scene, rng, [t for t in qtypes if per_type[t] > r],
+                                phrasings=phrasings):
             where = q["qtype"] == "defect" and q["answer"] in POSITIONS  # "where is the defect?"
             if (not where or style in PLACING_STYLES) and q not in questions:
                 questions.append(q)
     return caption, [questions[int(j)] for j in rng.permutation(len(questions))]
 
 
+def shuffle_objects(scene: dict, rng=None) -> dict:
+    """The scene with its objects in a random order (defects follow their objects)."""
+    order = [int(i) for i in _rng(rng).permutation(len(check_scene(scene)["objects"]))]
+    new_index = {old: new for new, old in enumerate(order)}
+    defects = [{**d, "object": new_index[d["object"]]} for d in scene.get("defects") or []]
+    return {**scene, "objects": [scene["objects"][i] for i in order],
+            "defects": defects if scene.get("defects") is not None else None}
+
+
 def text_corpus(n_scenes: int = 5000, seed: int = 0, defect_prob: float = 0.2,
-                exclude_pairs=HELDOUT_PAIRS, rounds: int = 1,
-                placed: float | None = None) -> list[str]:
+                exclude_pairs=HELDOUT_PAIRS, rounds: int | dict[str, int] = 1,
+                placed: float | None = None, shuffled: bool = False) -> list[str]:
     """One text per scene: a caption, then questions of every type that the caption answers, each
     followed by its answer ('... what color is the circle? red. ...'; `caption_questions`). Every
     answer follows from the text it is in: the language model learns to read, not to guess.
+    `rounds`: questions of each type per text, or {question type: rounds} (`caption_questions`).
     `placed`: the share of captions in a style that places every object (`PLACING_STYLES`, the
-    only ones that answer position and relation questions); None: every style alike."""
+    only ones that answer position and relation questions); None: every style alike.
+    `shuffled`: captions name the objects in a random order. A scene lists its objects in
+    reading order, so otherwise the first-named object is the upper one, or the left one in
+    its row: a cue that answers most relation questions without reading the positions."""
     if not isinstance(n_scenes, (int, np.integer)) or n_scenes < 1:
         raise ValueError(f"n_scenes={n_scenes!r}: ask for at least one scene (an int)")
     if placed is not None and not 0 <= placed <= 1:
@@ -676,6 +736,8 @@ def text_corpus(n_scenes: int = 5000, seed: int = 0, defect_prob: float = 0.2,
         qtypes = [q for q in QTYPES if q != "defect" or defect_prob > 0]
         style = (None if placed is None
                  else _pick(rng, PLACING_STYLES if rng.random() < placed else others))
+        if shuffled:
+            scene = shuffle_objects(scene, rng)
         caption, questions = caption_questions(scene, rng, style, qtypes, rounds=rounds)
         texts.append(" ".join([caption] + [f"{q['question']} {q['answer']}." for q in questions]))
     return texts

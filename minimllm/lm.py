@@ -5,17 +5,18 @@ position embeddings, SwiGLU, causal self-attention with optional grouped-query a
 cache for generation, and conversion to and from transformers' `LlamaForCausalLM`."""
 
 __all__ = ["LMConfig", "RMSNorm", "rope_tables", "rotate_half", "apply_rope", "SwiGLU", "KVCache",
-    "CausalSelfAttention", "DecoderBlock", "LMOutput", "LanguageModel", "next_token_loss",
-    "llama_config", "to_transformers", "from_transformers", "tokenize_corpus", "random_windows",
-    "lm_loss", "evaluate_lm", "check_sampling", "top_k_filter", "top_p_filter",
+    "CausalSelfAttention", "DecoderBlock", "LMOutput", "LanguageModel", "check_token_ids",
+    "next_token_loss", "llama_config", "to_transformers", "from_transformers", "tokenize_corpus",
+    "random_windows", "lm_loss", "evaluate_lm", "check_sampling", "top_k_filter", "top_p_filter",
     "sample_next_token", "check_prompts", "generate", "load_reference", "READING_QTYPES",
-    "PretrainConfig", "reading_test_scenes", "pretrain", "train_reference", "text_qa_items",
-    "complete", "text_qa"]
+    "PretrainConfig", "reading_test_scenes", "pretrain", "REFERENCE_PHASES", "pretrain_phases",
+    "train_reference", "text_qa_items", "complete", "text_qa", "reading_order_cue",
+    "relation_cue_split"]
 
 
 # %% notebooks/01_language_model.ipynb cell 22
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -270,9 +271,10 @@ class LanguageModel(nn.Module, Pretrained):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids (B, T) or inputs_embeds (B, T, D)")
         if inputs_embeds is not None:
-            if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.config.dim:
+            if (inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.config.dim
+                    or 0 in inputs_embeds.shape[:2]):
                 raise ValueError(f"inputs_embeds must be (batch, time, {self.config.dim}), "
-                                 f"got shape {tuple(inputs_embeds.shape)}")
+                                 f"at least one token, got shape {tuple(inputs_embeds.shape)}")
             return inputs_embeds
         if not isinstance(input_ids, torch.Tensor):
             raise TypeError(f"input_ids must be a (batch, time) tensor of token ids, got "
@@ -281,12 +283,10 @@ class LanguageModel(nn.Module, Pretrained):
         if input_ids.is_floating_point() or input_ids.dtype == torch.bool:
             raise TypeError(f"input_ids must be integer token ids (torch.long), got "
                             f"{input_ids.dtype}: use input_ids.long()")
-        if input_ids.ndim != 2:
-            raise ValueError(f"input_ids must be (batch, time), got shape {tuple(input_ids.shape)}")
-        lo, hi = input_ids.aminmax() if input_ids.numel() else (0, 0)
-        if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(f"token ids must be in [0, {self.config.vocab_size}); "
-                             f"got [{int(lo)}, {int(hi)}]")
+        if input_ids.ndim != 2 or 0 in input_ids.shape:
+            raise ValueError(f"input_ids must be (batch, time), at least one token, got shape "
+                             f"{tuple(input_ids.shape)}")
+        check_token_ids(input_ids, self.config.vocab_size, "input_ids")
         return self.embed_tokens(input_ids)
 
     def attention_mask(self, attention_mask: torch.Tensor | None, B: int, start: int, T: int,
@@ -310,9 +310,27 @@ class LanguageModel(nn.Module, Pretrained):
         return mask
 
 
+def check_token_ids(ids: torch.Tensor, vocab_size: int, name: str = "token ids",
+                    ignore: int | None = None) -> None:
+    """A ValueError naming `name` unless every id is in [0, vocab_size) (or equals `ignore`)."""
+    if ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must be integer token ids (torch.long), got {ids.dtype}")
+    bad = (ids < 0) | (ids >= vocab_size)
+    if ignore is not None:
+        bad &= ids != ignore
+    if bad.any():
+        raise ValueError(f"{name}: token ids must be in [0, {vocab_size})"
+                         + (f" or {ignore}" if ignore is not None else "")
+                         + f"; got {ids[bad].unique()[:5].tolist()}")
+
+
 def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of logits[:, t] (B, T, V) against labels[:, t + 1] (B, T); -100 is ignored
     and the last position has no target."""
+    if labels.shape != logits.shape[:2]:
+        raise ValueError(f"labels must be (batch, time) = {tuple(logits.shape[:2])}, like the "
+                         f"input, got {tuple(labels.shape)}")
+    check_token_ids(labels, logits.shape[-1], "labels", ignore=-100)
     targets = F.pad(labels, (0, 1), value=-100)[:, 1:]  # (B, T), cheaper than slicing logits
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
@@ -377,6 +395,8 @@ def from_transformers(hf_model: LlamaForCausalLM) -> "LanguageModel":
 # %% notebooks/01_language_model.ipynb cell 53
 def tokenize_corpus(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
     """One long 1-d LongTensor: `<s> text </s>` for every text, concatenated."""
+    if isinstance(texts, str):
+        raise TypeError("texts is a list of strings, got one string: use [text]")
     if not texts:
         raise ValueError("tokenize_corpus needs at least one text")
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
@@ -590,8 +610,10 @@ class PretrainConfig:
     batch_size: int = 32
     seq_len: int = 256
     n_scenes: int = 60000
-    rounds: int = 1
+    rounds: int | dict[str, int] = 1
     placed: float | None = None
+    corpus_seed: int = 0
+    shuffled: bool = False
     aligned: bool = True
     eval_every: int = 1000
     seed: int = 0
@@ -612,27 +634,32 @@ def reading_test_scenes(n: int = 600, seed: int = 7) -> list[dict]:
 
 
 def pretrain(config: PretrainConfig, device: str | torch.device | None = None,
-             n_eval_scenes: int = 600, on_eval=None):
-    """Train chapter 01's tokenizer and LM from scratch on `text_corpus` as `config` says.
-    Returns (model, tokenizer, history, curve): the curve holds, every `eval_every` steps, the
-    seconds of training so far and the text-QA scores (`text_qa`) in the training ("train") and
-    the held-out ("heldout") phrasings. `on_eval(curve)` runs after each point (a sweep saves
-    it; raising there stops the run, keeping the curve)."""
+             n_eval_scenes: int = 600, on_eval=None, init=None):
+    """Train chapter 01's tokenizer and LM from scratch on `text_corpus` as `config` says, or,
+    given `init=(model, tokenizer)`, go on training that model (a second phase on another
+    corpus; its shape in `config` is then ignored). Returns (model, tokenizer, history, curve):
+    the curve holds, every `eval_every` steps, the seconds of training so far and the text-QA
+    scores (`text_qa`) in the training ("train") and the held-out ("heldout") phrasings.
+    `on_eval(curve)` runs after each point (a sweep saves it; raising there stops the run,
+    keeping the curve)."""
     from minimllm.data import text_corpus
     from minimllm.tokenizer import train_tokenizer
     from minimllm.utils import seed_everything
 
     seed_everything(config.seed)
-    corpus = text_corpus(n_scenes=config.n_scenes, seed=0, rounds=config.rounds,
-                         placed=config.placed)
-    tokenizer = train_tokenizer(corpus[:6000], vocab_size=1024)
+    corpus = text_corpus(n_scenes=config.n_scenes, seed=config.corpus_seed,
+                         rounds=config.rounds, placed=config.placed, shuffled=config.shuffled)
+    if init is None:
+        tokenizer = train_tokenizer(corpus[:6000], vocab_size=1024)
+        model = LanguageModel(LMConfig(vocab_size=len(tokenizer), dim=config.dim,
+                                       n_layers=config.n_layers, n_heads=config.n_heads,
+                                       n_kv_heads=config.n_kv_heads, ffn_dim=3 * config.dim))
+    else:
+        model, tokenizer = init
     tokens = tokenize_corpus(tokenizer, corpus)
     scenes = reading_test_scenes(n_eval_scenes)
     items = {p: text_qa_items(scenes, seed=3, phrasings=p, qtypes=READING_QTYPES)
              for p in ("train", "heldout")}
-    model = LanguageModel(LMConfig(vocab_size=len(tokenizer), dim=config.dim,
-                                   n_layers=config.n_layers, n_heads=config.n_heads,
-                                   n_kv_heads=config.n_kv_heads, ffn_dim=3 * config.dim))
     curve, clock = [], {"train": 0.0}
 
     def evaluate(m):
@@ -658,16 +685,63 @@ def pretrain(config: PretrainConfig, device: str | torch.device | None = None,
     return model, tokenizer, history, curve
 
 
+# The shipped foundation LM's recipe: 6,000 steps on the reading corpus, then a shorter second
+# phase at a lower learning rate on fresh texts, more of which place their objects and ask
+# relation questions (the skill the first phase learns last). Continued pretraining on a
+# re-weighted mix is Llama 3's "annealing" (Llama Team, "The Llama 3 Herd of Models", 2024).
+REFERENCE_PHASES = (
+    PretrainConfig(),
+    PretrainConfig(steps=1500, lr=5e-4, rounds={"relation": 3}, placed=0.6, corpus_seed=1,
+                   eval_every=500),
+)
+
+
+def pretrain_phases(phases, device: str | torch.device | None = None, n_eval_scenes: int = 600,
+                    on_eval=None):
+    """`pretrain` through `phases` (PretrainConfigs), each going on from the model the last one
+    left (the first trains the tokenizer and the shape). Returns (model, tokenizer, histories,
+    curve), the curve's steps and seconds counted from the start and each point tagged with its
+    phase (0, 1, ...)."""
+    model_tokenizer, histories, curve = None, [], []
+    for k, config in enumerate(phases):
+        offset = {"step": sum(c.steps for c in phases[:k]),
+                  "train_seconds": curve[-1]["train_seconds"] if curve else 0.0}
+
+        def tagged(points, k=k, offset=offset):
+            return [{**p, "phase": k, "step": p["step"] + offset["step"],
+                     "train_seconds": round(p["train_seconds"] + offset["train_seconds"], 1)}
+                    for p in points]
+
+        def report(points, before=curve, tagged=tagged):  # the whole curve so far
+            if on_eval is not None:
+                on_eval(before + tagged(points))
+
+        model, tokenizer, history, points = pretrain(config, device, n_eval_scenes,
+                                                     init=model_tokenizer, on_eval=report)
+        model_tokenizer, curve = (model, tokenizer), curve + tagged(points)
+        histories.append(history)
+    return model, tokenizer, histories, curve
+
+
 def train_reference(out_dir: str | Path | None = None, quick: bool = False,
-                    device: str | torch.device | None = None) -> Path:
-    """Pretrain the foundation LM (`pretrain` with the default `PretrainConfig`) and save it with
+                    device: str | torch.device | None = None, seed: int = 0) -> Path:
+    """Pretrain the foundation LM (`pretrain_phases` through `REFERENCE_PHASES`) and save it with
     its tokenizer and its text-QA curve in metrics.json (default: data/checkpoints/lm).
-    `quick=True` trains for a few steps only (for tests)."""
+    `quick=True` trains each phase for a few steps only (for tests); another `seed` runs the
+    same recipe with other initial weights and batches (the corpus stays)."""
     out_dir = Path(out_dir) if out_dir is not None else checkpoints_dir() / "lm"
-    config = PretrainConfig.quick() if quick else PretrainConfig()
-    model, tokenizer, history, curve = pretrain(config, device, n_eval_scenes=20 if quick else 600)
-    metrics = {"config": asdict(config), "seconds": round(history.seconds, 1),
-               "final_train_loss": round(sum(history.losses[-50:]) / len(history.losses[-50:]), 4),
+    phases = [replace(p, seed=seed) for p in REFERENCE_PHASES]
+    if quick:
+        short = asdict(PretrainConfig.quick())
+        phases = [replace(p, **{k: short[k] for k in ("steps", "batch_size", "seq_len",
+                                                      "n_scenes", "eval_every")})
+                  for p in phases]
+    model, tokenizer, histories, curve = pretrain_phases(phases, device,
+                                                         n_eval_scenes=20 if quick else 600)
+    losses = histories[-1].losses[-50:]
+    metrics = {"phases": [asdict(p) for p in phases],
+               "seconds": round(sum(h.seconds for h in histories), 1),
+               "final_train_loss": round(sum(losses) / len(losses), 4),
                "text_qa": curve[-1]["train"], "text_qa_heldout": curve[-1]["heldout"],
                "curve": curve}
     return model.cpu().save_pretrained(out_dir, tokenizer, metrics=metrics)
@@ -724,3 +798,62 @@ def text_qa(model: "LanguageModel", tokenizer: PreTrainedTokenizerFast, items,
     answers = complete(model, tokenizer, [it["prompt"] for it in items], batch_size=batch_size)
     scores = vqa_accuracy(answers, [it["answer"] for it in items], [it["qtype"] for it in items])
     return scores, answers
+
+
+def reading_order_cue(prompt: str) -> str | None:
+    """The answer to a relation question ("is the red circle to the left of the blue star?") of a
+    reader that looks only at which object the caption names first: "yes" when the first-named
+    is asked to be left of or above the other, or the second-named right of or below it.
+    Captions that list objects row by row make this cue right most of the time, so it can stand
+    in for reading positions. None when `prompt` is not a relation question or does not name
+    two of its caption's objects unambiguously."""
+    import re
+
+    from minimllm.data import COLORS, RELATIONS, SHAPES, SIZES
+
+    question = prompt.rsplit(". ", 1)[-1]
+    caption = prompt[:len(prompt) - len(question)]
+    rel = next((r for r in RELATIONS if f" {r} the " in question), None)
+    if rel is None:
+        return None
+    phrase = re.compile(rf"\b(?:({'|'.join(SIZES)}) )?(?:({'|'.join(COLORS)}) )?"
+                        rf"({'|'.join(SHAPES)})\b")
+    objects = []  # (size, color, shape) in the order the caption first names them
+    for m in phrase.finditer(caption):
+        if all(m.groups()) and m.groups() not in objects:
+            objects.append(m.groups())
+
+    def named(part: str) -> int | None:
+        m = next(phrase.finditer(part), None)
+        fits = [k for k, obj in enumerate(objects)
+                if m and all(want is None or want == have for want, have in zip(m.groups(), obj))]
+        return fits[0] if len(fits) == 1 else None
+
+    a, b = (named(part) for part in question.split(f" {rel} the ", 1))
+    if a is None or b is None or a == b:
+        return None
+    first_is_a = a < b
+    return "yes" if first_is_a == (rel in ("to the left of", "above")) else "no"
+
+
+def relation_cue_split(model: "LanguageModel", tokenizer: PreTrainedTokenizerFast,
+                       n_scenes: int = 1500, seed: int = 21) -> dict[str, dict]:
+    """Relation text QA split by whether `reading_order_cue` gives the right answer: a model that
+    reads positions scores alike on both parts; one that answers from the order of mention
+    scores high where the cue is right and low where it is wrong. The questions are about
+    `n_scenes` fresh scenes of two or more objects, in both captions that place every object.
+    Returns {"cue right" | "cue wrong" | "all": {"accuracy", "n"}}."""
+    from minimllm.data import PLACING_STYLES
+
+    scenes = [s for s in reading_test_scenes(n_scenes, seed=seed) if len(s["objects"]) > 1]
+    items = [it for style in PLACING_STYLES
+             for it in text_qa_items(scenes, seed=seed, style=style, qtypes=["relation"])]
+    items = [{**it, "cue": reading_order_cue(it["prompt"])} for it in items]
+    items = [it for it in items if it["cue"] is not None]
+    answers = text_qa(model, tokenizer, items)[1]
+    right = [a == it["answer"] for a, it in zip(answers, items)]
+    parts = {"cue right": [r for r, it in zip(right, items) if it["cue"] == it["answer"]],
+             "cue wrong": [r for r, it in zip(right, items) if it["cue"] != it["answer"]],
+             "all": right}
+    return {k: {"accuracy": round(float(np.mean(v)), 4) if v else float("nan"), "n": len(v)}
+            for k, v in parts.items()}

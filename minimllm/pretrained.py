@@ -18,8 +18,10 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from minimllm import __version__
 from minimllm.utils import artifacts_dir, checkpoints_dir, get_device
 
 CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE = "config.json", "model.safetensors", "metrics.json"
@@ -48,17 +50,19 @@ def tied_keys(model: torch.nn.Module) -> set[str]:
     return every - {name for name, _ in model.named_parameters()}
 
 
-def check_state_dict(model: torch.nn.Module, state: dict, source) -> None:
+def check_state_dict(model: torch.nn.Module, state: dict, source, saved_by: str = "") -> None:
     """Raise a ValueError naming the missing, unexpected and wrongly shaped tensors when `state`
-    (read from `source`) does not fit `model`; tied weights may be absent."""
+    (read from `source`, written by `saved_by`) does not fit `model`; tied weights may be
+    absent."""
     own = {k: v for k, v in model.state_dict().items() if k not in tied_keys(model)}
     problems = [f"missing {k}" for k in own if k not in state]
     problems += [f"unexpected {k}" for k in state if k not in own]
     problems += [f"{k}: {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model"
                  for k, v in own.items() if k in state and state[k].shape != v.shape]
     if problems:
-        raise ValueError(f"{source} does not match its config ({len(problems)} problems: "
-                         f"{'; '.join(problems[:5])}): it belongs to another model; save it again")
+        raise ValueError(f"{source}{saved_by} does not match its config ({len(problems)} "
+                         f"problems: {'; '.join(problems[:5])}): it belongs to another model or "
+                         "another version of the course; save it again")
 
 
 def replace_folder(path, write) -> Path:
@@ -129,7 +133,8 @@ class Pretrained:
         def write(folder: Path):
             (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
             save_file(state, str(folder / WEIGHTS_FILE),
-                      metadata={"format": "pt", "model": type(self).__name__})
+                      metadata={"format": "pt", "model": type(self).__name__,
+                                "minimllm": __version__})
             if tokenizer is not None:
                 tokenizer.save_pretrained(folder)
             if metrics is not None:
@@ -155,12 +160,19 @@ class Pretrained:
                              f"{cls.config_class.__name__}: {error}") from error
         try:
             state = load_file(str(path / WEIGHTS_FILE))
+            with safe_open(str(path / WEIGHTS_FILE), "pt") as f:
+                meta = f.metadata() or {}
         except Exception as error:
             raise RuntimeError(f"{path / WEIGHTS_FILE} is corrupt "
                                f"({type(error).__name__}: {error}); save the model again "
                                "(or `make checkpoints` for a reference)") from error
+        saved_by = (f" (saved by minimllm {meta['minimllm']})" if "minimllm" in meta
+                    else " (saved by minimllm 0.1.0 or older)" if "model" in meta else "")
+        if meta.get("model", cls.__name__) != cls.__name__:
+            raise ValueError(f"{path / WEIGHTS_FILE}{saved_by} holds a {meta['model']}, not a "
+                             f"{cls.__name__}: load it with {meta['model']}.from_pretrained")
         model = cls(config)
-        check_state_dict(model, state, path / WEIGHTS_FILE)
+        check_state_dict(model, state, path / WEIGHTS_FILE, saved_by)
         model.load_state_dict(state, strict=False)  # tied weights come back through the tie
         if (path / "tokenizer.json").exists():
             model._check_tokenizer(load_tokenizer(path), path)

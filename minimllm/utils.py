@@ -31,8 +31,12 @@ def quick() -> bool:
 # %% notebooks/00_setup_and_data.ipynb cell 8
 def get_device(prefer: str | None = None) -> torch.device:
     """The best available device: cuda, then mps, then cpu (or `prefer`, or `$MINIMLLM_DEVICE`)."""
+    source = "device" if prefer else "MINIMLLM_DEVICE"
     prefer = prefer or os.environ.get("MINIMLLM_DEVICE")
     if prefer:
+        kind = str(prefer).split(":")[0]
+        if kind not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"{source}={str(prefer)!r}: use cpu, cuda (or cuda:N) or mps")
         device = torch.device(prefer)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {prefer!r} was asked for but CUDA is not available here")

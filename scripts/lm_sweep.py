@@ -43,7 +43,14 @@ def run(s: dict, device: str, time_limit: float = float("inf"), partial: Path | 
                             n_kv_heads=s["kv_heads"], steps=s["steps"], lr=s["lr"],
                             batch_size=s["batch_size"], seq_len=s["seq_len"],
                             n_scenes=s["scenes"], rounds=s["rounds"], placed=s.get("placed"),
-                            aligned=s["aligned"], eval_every=s["eval_every"], seed=s["seed"])
+                            aligned=s["aligned"], eval_every=s["eval_every"], seed=s["seed"],
+                            corpus_seed=s.get("corpus_seed", 0),
+                            shuffled=s.get("shuffled", False))
+    init = None
+    if s.get("init"):  # a second phase: go on training a saved LM
+        from minimllm.lm import LanguageModel
+        from minimllm.pretrained import load_tokenizer
+        init = (LanguageModel.from_pretrained(s["init"]), load_tokenizer(s["init"]))
     kept = {"curve": []}
 
     def on_eval(curve):
@@ -61,7 +68,7 @@ def run(s: dict, device: str, time_limit: float = float("inf"), partial: Path | 
 
     final_loss, params = None, None
     try:
-        model, tokenizer, history, _ = pretrain(config, device, on_eval=on_eval)
+        model, tokenizer, history, _ = pretrain(config, device, on_eval=on_eval, init=init)
         final_loss = round(float(np.mean(history.losses[-50:])), 4)
         params = count_parameters(model)
         if save is not None:
@@ -100,6 +107,13 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--scenes", type=int, default=60000)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--more", nargs="+", default=[], metavar="TYPE=N",
+                        help="ask these question types N times per text (the rest: --rounds)")
+    parser.add_argument("--corpus-seed", type=int, default=0)
+    parser.add_argument("--shuffled", action="store_true",
+                        help="captions name the objects in a random order")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="go on training the LM saved there (a second phase)")
     parser.add_argument("--placed", type=float, default=None,
                         help="share of captions that place every object (default: as any style)")
     parser.add_argument("--save", type=Path, default=None, help="save the trained LM there")
@@ -127,7 +141,13 @@ def main() -> None:
              "batch_size": args.batch_size, "seq_len": args.seq_len, "scenes": args.scenes,
              "rounds": args.rounds, "aligned": not args.unaligned,
              **({"placed": args.placed} if args.placed is not None else {}),
+             **({"corpus_seed": args.corpus_seed} if args.corpus_seed else {}),
+             **({"shuffled": True} if args.shuffled else {}),
+             **({"init": str(args.init)} if args.init is not None else {}),
              "eval_every": args.eval_every, "seed": seed}
+        if args.more:
+            more = {t: int(n) for t, n in (m.split("=") for m in args.more)}
+            s["rounds"] = {**dict.fromkeys(QTYPES, args.rounds), **more}
         s["name"] = args.name or f"{args.dim}x{args.layers} h{args.heads}/{args.kv_heads}"
         key = settings_key(s)
         if key in load_runs(cache):

@@ -284,7 +284,26 @@ def truncate_weights(folder):
     weights.write_bytes(weights.read_bytes()[:1000])
 
 
+def weights_of(model_name):
+    """Replace the weights with another model's file (same config, foreign tensors)."""
+    def change(folder):
+        shutil.copy(folder.parent / model_name / "model.safetensors", folder / "model.safetensors")
+    return change
+
+
+def strip_version(folder):
+    """The weights as a course version 0.1.0 wrote them: no "minimllm" in the metadata."""
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / "model.safetensors"
+    save_file(load_file(str(weights)), str(weights), metadata={"format": "pt", "model": "MLLM"})
+
+
+
 SAVE_LOAD = {
+    "weights of another model class": (lambda s: mllm.MLLM.from_pretrained(
+        altered(s, "foreign", weights_of("lm"))), ValueError,
+        r"saved by minimllm \d.*holds a LanguageModel, not a MLLM"),
     "corrupt weights": (lambda s: mllm.MLLM.from_pretrained(
         altered(s, "corrupt", truncate_weights)), RuntimeError, "corrupt.*save the model again"),
     "config of other sizes": (lambda s: mllm.MLLM.from_pretrained(
@@ -311,6 +330,26 @@ SAVE_LOAD = {
 def test_save_and_load(name, saved):
     case, error, match = SAVE_LOAD[name]
     check(lambda: case(saved), error, match)
+
+
+def test_an_older_checkpoint_loads_and_a_mismatch_names_its_version(saved):
+    old = altered(saved, "old", strip_version)
+    assert isinstance(mllm.MLLM.from_pretrained(old, device="cpu"), mllm.MLLM)
+    edit_config(lm__dim=64, lm__ffn_dim=128)(old)
+    check(lambda: mllm.MLLM.from_pretrained(old), ValueError,
+          "saved by minimllm 0.1.0 or older.*another version of the course")
+
+
+@pytest.mark.parametrize("value", ["tpu", "gpu", "cuda0", ""])
+def test_a_device_the_course_does_not_know(value, monkeypatch):
+    from minimllm.utils import get_device
+
+    monkeypatch.setenv("MINIMLLM_DEVICE", value)
+    if value == "":
+        assert get_device().type in ("cpu", "cuda", "mps")  # unset: the best one
+    else:
+        check(get_device, ValueError, f"MINIMLLM_DEVICE='{value}': use cpu, cuda")
+        check(lambda: get_device(value), ValueError, f"device='{value}'")
 
 
 def regression():

@@ -423,8 +423,10 @@ def answer_from_text(objects, defects, question):
     return "yes" if defects else "no"
 
 
-def test_every_corpus_answer_follows_from_its_text():
-    corpus = data.text_corpus(n_scenes=600, seed=2)
+@pytest.mark.parametrize("settings", [{}, {"shuffled": True, "placed": 0.6,
+                                              "rounds": {"relation": 3}}])
+def test_every_corpus_answer_follows_from_its_text(settings):
+    corpus = data.text_corpus(n_scenes=600, seed=2, **settings)
     types, n = set(), 0
     for text in corpus:
         caption, pairs = split_text(text)
@@ -475,3 +477,14 @@ def test_existence_negatives_are_mostly_adversarial():
             shared += any(o["color"] == attrs["color"] or o["shape"] == attrs["shape"]
                           for o in scene["objects"])
     assert total > 40 and shared / total > 0.75  # POPE's adversarial negatives
+
+
+def test_shuffled_objects_keep_their_defects_and_are_named_in_a_new_order():
+    firsts = set()
+    for k, scene in enumerate(scenes(200, defect_prob=1.0)):
+        mixed = data.shuffle_objects(scene, k)
+        assert sorted(map(str, mixed["objects"])) == sorted(map(str, scene["objects"]))
+        for d, e in zip(scene["defects"], mixed["defects"]):
+            assert mixed["objects"][e["object"]] is scene["objects"][d["object"]]
+        firsts.add(mixed["objects"][0]["position"] == scene["objects"][0]["position"])
+    assert firsts == {True, False}  # not always the reading order, not never

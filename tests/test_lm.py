@@ -1,11 +1,13 @@
 """The Llama-style language model: causality, learning, KV cache, Llama equivalence, checkpoints."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from minimllm.lm import (
+    REFERENCE_PHASES,
     KVCache,
     LanguageModel,
     LMConfig,
@@ -15,7 +17,9 @@ from minimllm.lm import (
     generate,
     load_reference,
     pretrain,
+    pretrain_phases,
     random_windows,
+    reading_order_cue,
     text_qa,
     to_transformers,
     top_k_filter,
@@ -212,8 +216,15 @@ def test_train_reference_and_load_reference(tmp_path, monkeypatch):
     again, _ = load_reference(device="cpu")
     assert again.config.dim == 32
     metrics = load_metrics(path)
-    assert metrics["config"]["steps"] == PretrainConfig.quick().steps
-    assert {"train", "heldout"} <= set(metrics["curve"][-1])
+    quick_steps = PretrainConfig.quick().steps
+    assert [p["steps"] for p in metrics["phases"]] == [quick_steps] * len(REFERENCE_PHASES)
+    assert [p["lr"] for p in metrics["phases"]] == [p.lr for p in REFERENCE_PHASES]
+    curve = metrics["curve"]
+    assert sorted({p["phase"] for p in curve}) == list(range(len(REFERENCE_PHASES)))
+    assert curve[-1]["step"] == quick_steps * len(REFERENCE_PHASES)
+    assert all(a["train_seconds"] <= b["train_seconds"] for a, b in zip(curve, curve[1:]))
+    assert {"train", "heldout"} <= set(curve[-1])
+    assert metrics["text_qa"] == curve[-1]["train"]
     assert 0.0 <= metrics["text_qa"]["overall"] <= 1.0
 
 
@@ -258,3 +269,46 @@ def test_pretrain_curve_and_determinism():
     assert [p["step"] for p in a[3]] == [3, 6]
     assert a[2].losses == b[2].losses  # same seed, same run
     assert set(a[3][-1]["heldout"]) >= {"overall", "color", "count"}
+
+
+def test_a_second_phase_goes_on_from_the_first():
+    """`pretrain_phases` is `pretrain` on the model the previous phase left, with the tokenizer
+    it trained; the curve counts steps from the start and tags each point with its phase."""
+    first = PretrainConfig.quick()
+    second = replace(first, lr=1e-4, corpus_seed=1, rounds={"relation": 2}, placed=1.0)
+    model, tok, histories, curve = pretrain_phases([first, second], "cpu", n_eval_scenes=10)
+    by_hand = pretrain(first, "cpu", n_eval_scenes=10)
+    again = pretrain(second, "cpu", n_eval_scenes=10, init=by_hand[:2])
+    assert histories[0].losses == by_hand[2].losses
+    assert histories[1].losses == again[2].losses  # the second phase went on from the first
+    assert again[1] is by_hand[1]  # and kept its tokenizer
+    assert [(p["phase"], p["step"]) for p in curve] == [(0, 3), (0, 6), (1, 9), (1, 12)]
+    assert torch.equal(model.lm_head.weight, again[0].lm_head.weight)
+
+
+def test_reading_order_cue_answers_from_the_order_of_mention():
+    caption = ("a small red circle in the top right and a large blue star in the bottom left. ")
+    cue = {q: reading_order_cue(caption + q) for q in (
+        "is the red circle to the left of the blue star?",   # named first, asked left: yes
+        "is the blue star to the left of the circle?",       # named second, asked left: no
+        "would you say the star is below the red circle?",   # named second, asked below: yes
+        "can you see the small red circle above the star?")}  # named first, asked above: yes
+    assert list(cue.values()) == ["yes", "no", "yes", "yes"]
+    assert reading_order_cue(caption + "what color is the circle?") is None  # not a relation
+    two_stars = "a red star in the top left and a red star in the bottom right. "
+    assert reading_order_cue(two_stars + "is the red star above the red star?") is None
+
+
+def test_relation_cue_split_separates_a_reader_of_the_cue(monkeypatch):
+    """A 'model' that answers every relation question with the order-of-mention cue scores 1 where
+    the cue is right and 0 where it is wrong; the two parts hold every question."""
+    import minimllm.lm as lm
+
+    def answer_by_cue(model, tokenizer, items):
+        return {}, [reading_order_cue(it["prompt"]) for it in items]
+
+    monkeypatch.setattr(lm, "text_qa", answer_by_cue)
+    split = lm.relation_cue_split(None, None, n_scenes=60, seed=3)
+    assert split["cue right"]["accuracy"] == 1.0 and split["cue wrong"]["accuracy"] == 0.0
+    assert split["cue right"]["n"] + split["cue wrong"]["n"] == split["all"]["n"]
+    assert split["cue wrong"]["n"] > 0  # the cue is not always right
