@@ -20,6 +20,8 @@ import argparse
 import sys
 import time
 
+from minimllm.utils import quick
+
 
 def cmd_env(args) -> int:
     from minimllm.utils import environment_report
@@ -65,9 +67,11 @@ def cmd_train(args) -> int:
         from minimllm.quant import gpu_job
         from minimllm.utils import get_device
 
-        if get_device().type != "cuda" and not args.quick:
-            print("warning: no CUDA GPU here; the GPU preset will take very long (use --quick "
-                  "to check the code path)", file=sys.stderr)
+        if get_device().type != "cuda" and not (args.quick or args.force):
+            raise SystemExit("minimllm train --preset gpu: no CUDA GPU here, and the preset "
+                             "(chapter 08's bigger assistant) takes about a day on a 2-core "
+                             "CPU. Use --quick (or MINIMLLM_QUICK=1) to check the code path, "
+                             "or --force to run it here anyway.")
         gpu_job(quick=args.quick)
         return 0
     metrics = main_job(quick=args.quick, seed=args.seed)
@@ -269,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu",
                            help="cpu: the captioner of chapter 05 (default); gpu: chapter 08's "
                                 "bigger assistant with an NF4 LM and LoRA on one CUDA GPU")
+            p.add_argument("--force", action="store_true",
+                           help="run the gpu preset even without a CUDA GPU (very slow)")
     q = command("chat", cmd_chat)
     q.add_argument("question", help='e.g. "what colour is the circle?"')
     q.add_argument("--image", required=True, help="a PNG or JPEG file (any size; resized)")
@@ -292,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "quick"):  # MINIMLLM_QUICK=1 and --quick mean the same thing everywhere
+        args.quick = args.quick or quick()
     try:
         return args.func(args)
     except FileNotFoundError as error:  # a missing file or folder: the message says which

@@ -42,3 +42,20 @@ def test_help_lists_every_command_with_an_example(capsys):
             cli.main([name, "--help"])
         assert f"example:\n  minimllm {name}" in capsys.readouterr().out
 
+
+
+def test_the_gpu_preset_refuses_a_cpu_and_quick_mode_means_the_same_from_env(monkeypatch):
+    import minimllm.quant
+    import minimllm.utils
+
+    runs = []
+    monkeypatch.setattr(minimllm.quant, "gpu_job", lambda quick: runs.append(quick))
+    monkeypatch.setattr(minimllm.utils, "get_device", lambda: minimllm.utils.torch.device("cpu"))
+    monkeypatch.setenv("MINIMLLM_QUICK", "0")
+    with pytest.raises(SystemExit, match="no CUDA GPU here.*--quick.*--force"):
+        cli.main(["train", "--preset", "gpu"])
+    assert runs == []  # refused before anything ran
+    assert cli.main(["train", "--preset", "gpu", "--force"]) == 0
+    monkeypatch.setenv("MINIMLLM_QUICK", "1")  # the variable is the flag
+    assert cli.main(["train", "--preset", "gpu"]) == 0
+    assert runs == [False, True]
