@@ -581,7 +581,7 @@ def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None,
     return new if input_ids is None else torch.cat([input_ids, new], dim=1)
 
 
-# %% notebooks/01_language_model.ipynb cell 77
+# %% notebooks/01_language_model.ipynb cell 82
 def load_reference(device: str | torch.device | None = None):
     """(model, tokenizer): yours from data/artifacts/lm if present, else data/checkpoints/lm."""
     path = find_pretrained("lm")
