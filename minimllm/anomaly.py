@@ -14,8 +14,8 @@ __all__ = ["defect_mask", "object_mask", "detection_metrics", "pixel_auroc", "be
     "WINCLIP_STATES", "defect_pairs", "train_zero_shot_model", "winclip_text_embeddings",
     "winclip_scores", "DETECT_QUESTION", "WHERE_QUESTION", "KIND_QUESTION", "OBJECT_QUESTION",
     "defect_messages", "DefectBatches", "evaluate_defects", "ROWS", "build_anomaly_model",
-    "configure_anomaly_stage", "anomaly_processor", "anomaly_run", "AnomalyExpert", "WithExpert",
-    "calibrated_expert", "add_expert"]
+    "configure_anomaly_stage", "anomaly_run", "AnomalyExpert", "WithExpert", "calibrated_expert",
+    "add_expert"]
 
 
 # %% notebooks/09_capstone_anomaly_detection.ipynb cell 2
@@ -431,16 +431,6 @@ def configure_anomaly_stage(model: MLLM, stage: int) -> MLLM:
     return configure_stage(model, stage)
 
 
-def anomaly_processor(model: MLLM, tokenizer) -> ChatProcessor:
-    """The chat processor of a row's model: M placeholders per `<image>` for Method A, one
-    marker for Method B."""
-    from minimllm.xattn import CrossAttentionMLLM
-
-    tokens = (model.config.tokens_per_image if isinstance(model, CrossAttentionMLLM)
-              else model.num_image_tokens)
-    return ChatProcessor(tokenizer, tokens, model.config.vision.image_size)
-
-
 def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_rows,
                 steps: int = 1000, stage1_steps: int = 100, seed: int = 0, batch_size: int = 32,
                 lr: float = 1e-3, stage1_lr: float = 3e-3, mixture: dict | None = None,
@@ -460,7 +450,7 @@ def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_
                                 copy.deepcopy(towers[1]), feature_layer)
     if expert is not None:
         model = add_expert(model, copy.deepcopy(expert))
-    processor = anomaly_processor(model, towers[2])
+    processor = ChatProcessor.for_model(model, towers[2])
     histories = {}
     for stage, (n, rate, mix) in {1: (stage1_steps, stage1_lr, {"describe": 1.0}),
                                   2: (steps, lr, mixture)}.items():

@@ -5,7 +5,8 @@
     minimllm train               the main job: train the MLLM (captioner) on Shapes World
     minimllm train --preset gpu  chapter 08: a bigger assistant, QLoRA-style, on one CUDA GPU
     minimllm assistant           chapter 07's job: instruction-tune the assistant, report accuracy
-    minimllm chat --image PATH "question"   ask the trained assistant about an image
+    minimllm chat --image PATH "question"   ask the trained assistant about an image (no question:
+                                            one per line, the model loaded once)
     minimllm export MODEL_DIR OUT_DIR       a saved MLLM as a transformers folder (LLaVA / Mllama)
     minimllm grade NOTEBOOK      grade an exercise notebook
     minimllm checkpoints         train the reference checkpoints into data/checkpoints/
@@ -89,11 +90,12 @@ def cmd_assistant(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    """One question about one image (PNG, JPEG, ... of any size and mode) to a trained assistant."""
+    """Questions about one image (PNG, JPEG, ... of any size and mode) to a trained model, Method
+    A or B: the question given, else one per line from the keyboard (the model loads once; an
+    empty line or end of input stops)."""
     from PIL import Image, UnidentifiedImageError
 
     from minimllm.chat import ChatProcessor, chat, image_turn
-    from minimllm.mllm import MLLM
     from minimllm.pretrained import find_pretrained
 
     try:
@@ -102,11 +104,30 @@ def cmd_chat(args) -> int:
     except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError, OSError) as error:
         raise SystemExit(f"cannot read the image {args.image!r} ({type(error).__name__}: {error}): "
                          "give a PNG or JPEG file") from None
+    image = image.convert("RGB")
     path = args.model or find_pretrained("assistant")
-    model, processor = MLLM.from_pretrained(path), ChatProcessor.from_pretrained(path)
-    reply = chat(model, processor, [image_turn(args.question)], [image.convert("RGB")],
-                 max_new_tokens=args.max_new_tokens)[0]
-    print(reply)
+    try:
+        model, tokenizer = load_saved_mllm(path)
+    except ValueError as error:  # another kind of model, or a config that is not an MLLM's
+        raise SystemExit(f"minimllm chat: {error}") from None
+    processor = ChatProcessor.for_model(model, tokenizer)
+
+    def answer(question: str) -> str:
+        return chat(model, processor, [image_turn(question)], [image],
+                    max_new_tokens=args.max_new_tokens)[0]
+
+    if args.question is not None:
+        print(answer(args.question))
+        return 0
+    print(f"{path}: questions about {args.image}, one per line (an empty line ends)")
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        print(answer(question), flush=True)
     return 0
 
 
@@ -176,7 +197,7 @@ def export_gap(model, folder) -> float:
     g = torch.Generator().manual_seed(0)
     S = model.config.vision.image_size
     pixels = torch.rand(1, 3, S, S, generator=g) * 2 - 1
-    n = 1 if isinstance(model, xattn.CrossAttentionMLLM) else model.num_image_tokens
+    n = model.tokens_per_image
     text = torch.randint(10, model.config.lm.vocab_size, (1, 8), generator=g)
     ids = torch.cat([torch.full((1, n), model.config.image_token_id), text], dim=1)
     with torch.no_grad():
@@ -276,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true",
                            help="run the gpu preset even without a CUDA GPU (very slow)")
     q = command("chat", cmd_chat)
-    q.add_argument("question", help='e.g. "what colour is the circle?"')
+    q.add_argument("question", nargs="?", default=None,
+                   help='e.g. "what colour is the circle?" (none: ask one per line)')
     q.add_argument("--image", required=True, help="a PNG or JPEG file (any size; resized)")
     q.add_argument("--model", help="a saved assistant (default: data/artifacts/assistant, "
                                    "else data/checkpoints/assistant)")

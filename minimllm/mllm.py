@@ -94,6 +94,13 @@ class MLLMProcessor:
         self.max_length = max_length or getattr(tokenizer, "model_max_length", None) or 10**9
 
     @classmethod
+    def for_model(cls, model, tokenizer, **kwargs) -> "MLLMProcessor":
+        """The processor that prepares `model`'s inputs: `model.tokens_per_image` placeholders
+        per `<image>` (M image tokens for Method A, one marker for Method B) and images at its
+        encoder's size."""
+        return cls(tokenizer, model.tokens_per_image, model.config.vision.image_size, **kwargs)
+
+    @classmethod
     def from_pretrained(cls, path) -> "MLLMProcessor":
         """The processor of an MLLM saved with `save_pretrained` (its tokenizer and config)."""
         file = Path(path) / CONFIG_FILE
@@ -280,6 +287,11 @@ class MLLM(nn.Module, Pretrained):
         self.lm = lm if lm is not None else LanguageModel(config.lm)
         self.projector = config.build_projector()
         self.num_image_tokens = self.projector.num_tokens(config.vision.num_patches)  # M
+
+    @property
+    def tokens_per_image(self) -> int:
+        """Sequence tokens that one `<image>` stands for: the M image tokens."""
+        return self.num_image_tokens
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.lm.embed_tokens

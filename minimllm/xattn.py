@@ -7,9 +7,9 @@ masking, the model with the calls of chapter 05's `MLLM`, NVLM's hybrid, the A-v
 and conversion to transformers' `MllamaForConditionalGeneration`."""
 
 __all__ = ["CrossAttention", "GatedCrossAttention", "ImageContext", "CrossAttentionDecoderLayer",
-    "XAttnConfig", "CrossAttentionMLLM", "configure_flamingo", "processor_for", "METHODS",
-    "build_fusion_model", "training_flops", "time_per_step", "fusion_run", "mllama_config",
-    "to_transformers", "mllama_text_inputs", "save_transformers"]
+    "XAttnConfig", "CrossAttentionMLLM", "configure_flamingo", "METHODS", "build_fusion_model",
+    "training_flops", "time_per_step", "fusion_run", "mllama_config", "to_transformers",
+    "mllama_text_inputs", "save_transformers"]
 
 
 # %% notebooks/06_cross_attention_fusion.ipynb cell 2
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minimllm.lm import KVCache, LMConfig, RMSNorm, SwiGLU
-from minimllm.mllm import MLLM, MLLMConfig, merge_image_features, unfreeze_vision
+from minimllm.mllm import MLLM, MLLMConfig, MLLMProcessor, merge_image_features, unfreeze_vision
 from minimllm.projectors import build_projector
 from minimllm.tokenizer import BOS_ID, EOS_ID, IMAGE_TOKEN
 from minimllm.train import set_trainable
@@ -198,6 +198,12 @@ class CrossAttentionMLLM(MLLM):
             block = GatedCrossAttention(c.lm, c.gate_init)
             self.lm.layers[i] = CrossAttentionDecoderLayer(block, self.lm.layers[i])
 
+    @property
+    def tokens_per_image(self) -> int:
+        """Sequence tokens that one `<image>` stands for: its marker (K thumbnail tokens for
+        NVLM-H); the image states are read by cross-attention, not placed in the sequence."""
+        return self.config.tokens_per_image
+
     def cross_attention_blocks(self) -> list[GatedCrossAttention]:
         return [self.lm.layers[i].cross for i in self.config.cross_attention_layers]
 
@@ -218,7 +224,7 @@ class CrossAttentionMLLM(MLLM):
                              f"{per_row.tolist()} markers per sequence ({k} per image) but "
                              f"{states.shape[0]} image(s) were given: put one {IMAGE_TOKEN} in "
                              "the prompt for every image and expand the prompts with the "
-                             "model's processor (`processor_for`)")
+                             "model's processor (`MLLMProcessor.for_model`)")
         counts = (per_row // k).tolist()
         I = max(max(counts), 1)
         padded = states.new_zeros(len(counts), I, *states.shape[1:])        # (B, I, M, D)
@@ -265,16 +271,6 @@ def configure_flamingo(model: CrossAttentionMLLM, train_vision: bool = False):
     if train_vision:
         unfreeze_vision(model)
     return model
-
-
-def processor_for(model: MLLM, tokenizer):
-    """The `MLLMProcessor` that prepares inputs for `model`: M placeholders per `<image>` for
-    Method A, one marker (K thumbnails for NVLM-H) for Method B."""
-    from minimllm.mllm import MLLMProcessor
-
-    tokens = (model.config.tokens_per_image if isinstance(model, CrossAttentionMLLM)
-              else model.num_image_tokens)
-    return MLLMProcessor(tokenizer, tokens, model.config.vision.image_size)
 
 
 # %% notebooks/06_cross_attention_fusion.ipynb cell 23
@@ -353,7 +349,7 @@ def fusion_run(method: str, num_image_tokens: int, towers, train_data: dict, tes
     vision, lm, tokenizer = copy.deepcopy(towers[0]), copy.deepcopy(towers[1]), towers[2]
     before = evaluate_lm(lm, val_tokens)["val_ppl"]
     model = build_fusion_model(method, num_image_tokens, vision, lm, **options)
-    processor = processor_for(model, tokenizer)
+    processor = MLLMProcessor.for_model(model, tokenizer)
     batches = CaptionBatches(processor, train_data, batch_size=batch_size, seed=seed)
     batch = batches(0)
     flops = training_flops(model, caption_loss, batch)

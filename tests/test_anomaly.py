@@ -14,7 +14,6 @@ from minimllm.anomaly import (
     DefectBatches,
     PatchKNN,
     add_expert,
-    anomaly_processor,
     anomaly_run,
     build_anomaly_model,
     calibrated_expert,
@@ -25,6 +24,7 @@ from minimllm.anomaly import (
     patch_features,
     pixel_auroc,
 )
+from minimllm.chat import ChatProcessor
 from minimllm.data import BACKGROUND_RGB, grid_position, make_questions, render_scene
 from minimllm.data import sample_scene as _sample_scene
 from minimllm.evaluate import auroc
@@ -190,7 +190,7 @@ def small_split(n, seed):
 def test_defect_batches_teach_the_defect_answers(towers):
     scenes, pixel_values, _ = small_split(12, 0)
     model = build_anomaly_model("c_abstractor", 4, towers[0], towers[1])
-    processor = anomaly_processor(model, towers[2])
+    processor = ChatProcessor.for_model(model, towers[2])
     batch = DefectBatches(processor, scenes, pixel_values, {"defect": 1.0}, batch_size=6)(3)
     kinds = {"scratch", "missing chunk", "stain"}
     positions = {o["position"] for s in scenes for o in s["objects"]}
@@ -251,7 +251,7 @@ def test_expert_tokens_follow_the_image_tokens_and_train_with_the_projector(towe
     normal = patch_features(model.vision, pixel_values, -5)
     model = add_expert(model, calibrated_expert(PatchKNN(normal), normal, model.lm.config.dim))
     assert model.num_image_tokens == 4 + 10
-    processor = anomaly_processor(model, towers[2])
+    processor = ChatProcessor.for_model(model, towers[2])
     assert processor.num_image_tokens == 14
     batch = DefectBatches(processor, scenes, pixel_values, {"defect": 1.0}, batch_size=4)(0)
     from minimllm.anomaly import configure_anomaly_stage

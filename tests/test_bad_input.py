@@ -423,7 +423,10 @@ TOOLS = {
                                "give a PNG or JPEG"),
     "cli chat: missing model": (lambda t: (Image.fromarray(RGB).save(t / "i.png"),
                                            chat_command(t, t / "i.png", t / "nowhere")),
-                                SystemExit, "not a saved MLLM"),
+                                SystemExit, "holds no config.json"),
+    "cli chat: a language model's folder": (
+        lambda t: (Image.fromarray(RGB).save(t / "i.png"), tiny_lm().save_pretrained(t / "lm"),
+                   chat_command(t, t / "i.png", t / "lm")), SystemExit, "another model"),
     "cli grade: missing notebook": (lambda t: cli.main(["grade", str(t / "nope.ipynb")]),
                                     SystemExit, "no notebook at"),
     "cli export: missing model": (lambda t: cli.main(["export", str(t / "no"), str(t / "o")]),

@@ -4,6 +4,7 @@ before the first), gates that learn, a frozen LM that stays frozen, generation, 
 hybrid, bad input, and equivalence with transformers' Mllama."""
 
 import copy
+import io
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from minimllm.data import make_caption, render_scene, sample_scene, text_corpus
 from minimllm.lm import LanguageModel, LMConfig
+from minimllm.mllm import MLLMProcessor
 from minimllm.tokenizer import IMAGE_TOKEN, IMAGE_TOKEN_ID, train_tokenizer
 from minimllm.train import TrainConfig, train
 from minimllm.vision import ViTConfig
@@ -20,7 +22,6 @@ from minimllm.xattn import (
     ImageContext,
     XAttnConfig,
     configure_flamingo,
-    processor_for,
 )
 
 IMAGE_SIZE = 32
@@ -151,7 +152,8 @@ def caption_batch(tokenizer, model, n=2, seed=5):
         scenes = [sample_scene(rng, n_objects=1, image_size=IMAGE_SIZE) for _ in range(n)]
     pics = [render_scene(s) for s in scenes]
     captions = [make_caption(s, style="positions") for s in scenes]
-    return processor_for(model, tokenizer)([IMAGE_TOKEN] * n, pics, targets=captions), captions
+    processor = MLLMProcessor.for_model(model, tokenizer)
+    return processor([IMAGE_TOKEN] * n, pics, targets=captions), captions
 
 
 @pytest.mark.parametrize("thumbnails", [0, 4], ids=["method_b", "nvlm_h"])
@@ -178,7 +180,7 @@ def test_overfit_one_batch_keeps_the_lm_frozen_and_captions_follow_the_image(tok
     assert all(torch.equal(v, after[k]) for k, v in frozen.items())   # the LM did not move
     if not thumbnails:  # Method B reads the image only through the gates: they opened
         assert all(abs(g) > 0.01 for g in model.gates()["attn"])
-    processor = processor_for(model, tokenizer)
+    processor = MLLMProcessor.for_model(model, tokenizer)
     prompt = processor([IMAGE_TOKEN] * 2, batch["pixel_values"])
     new = model.generate(prompt["input_ids"], prompt["pixel_values"], max_new_tokens=40,
                          eos_token_id=tokenizer.eos_token_id)
@@ -253,3 +255,29 @@ def test_flamingo_recipe_trains_the_blocks_and_projectors_only():
     with_vision = configure_flamingo(tiny(), train_vision=True)
     assert any(p.requires_grad for p in with_vision.vision.parameters())
     assert all(".cross." in n for n, p in with_vision.lm.named_parameters() if p.requires_grad)
+
+
+def test_minimllm_chat_loads_a_method_b_model_and_answers_as_chat_does(tokenizer, tmp_path,
+                                                                       monkeypatch, capsys):
+    from minimllm.chat import ChatProcessor, chat, image_turn
+    from minimllm.cli import main
+
+    model = open_gates(tiny())
+    assert model.tokens_per_image == 1 and tiny(num_thumbnail_tokens=4).tokens_per_image == 4
+    model.save_pretrained(tmp_path / "b", tokenizer)
+    image = render_scene(sample_scene(np.random.default_rng(3)), image_size=IMAGE_SIZE)
+    image.save(tmp_path / "scene.png")
+    processor = ChatProcessor.for_model(model, tokenizer)
+    assert processor.num_image_tokens == 1 and processor.image_size == IMAGE_SIZE
+    questions = ["what colour is the circle?", "how many objects are there?"]
+    want = [chat(model, processor, [image_turn(q)], [image], max_new_tokens=5)[0]
+            for q in questions]
+    args = ["chat", "--model", str(tmp_path / "b"), "--image", str(tmp_path / "scene.png"),
+            "--max-new-tokens", "5"]
+    assert main(args + [questions[0]]) == 0
+    assert capsys.readouterr().out == want[0] + "\n"
+    # no question: one per line, until an empty line
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(questions) + "\n\nnot asked\n"))
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("".join(f"> {w}\n" for w in want) + "> "), "each answer, then it stops"
