@@ -9,8 +9,8 @@ __all__ = ["GENERATOR_VERSION", "SHAPES", "PLURALS", "COLORS", "RGB", "SIZES", "
     "relations_between", "make_caption", "referents", "ATTRIBUTE_FRAMES", "ATTRIBUTE_WORDS",
     "HELDOUT_TEMPLATES", "TEMPLATES", "PHRASINGS", "NOUNS", "make_questions", "DESCRIBE_REQUESTS",
     "HELDOUT_DESCRIBE_REQUESTS", "make_conversation", "PLACING_STYLES", "caption_questions",
-    "shuffle_objects", "text_corpus", "SPLITS", "build_dataset", "dataset_key", "load_dataset",
-    "DIGIT_WORDS", "PHOTOS", "digits_dataset", "sample_photos"]
+    "shuffle_objects", "reasoned_answer", "text_corpus", "SPLITS", "build_dataset", "dataset_key",
+    "load_dataset", "DIGIT_WORDS", "PHOTOS", "digits_dataset", "sample_photos"]
 
 
 # %% notebooks/00_setup_and_data.ipynb cell 28
@@ -583,9 +583,11 @@ def _question(qtype: str, scene: dict, rng: np.random.Generator, focus: int | No
         true = relations_between(obj, objs[j])
         want = rng.random() < 0.5
         rel = _pick(rng, true if want else [r for r in RELATIONS if r not in true])
-        q = template("relation").format(a=describe(obj, False), rel=rel,
-                                        b=describe(objs[j], False))
-        return {"question": q, "answer": "yes" if want else "no"}
+        a, b = describe(obj, False), describe(objs[j], False)
+        q = template("relation").format(a=a, rel=rel, b=b)
+        pa, pb = obj["position"], objs[j]["position"]  # the scratchpad of a reasoned answer:
+        reasoning = f"the {a} is in the {pa} and the {b} is in the {pb}; {pa} {rel} {pb}"
+        return {"question": q, "answer": "yes" if want else "no", "reasoning": reasoning}
     if qtype == "existence":
         keys = _pick(rng, [("color", "shape"), ("shape",), ("color",), ("size", "color", "shape"),
                            ("size", "shape")])
@@ -711,9 +713,19 @@ def shuffle_objects(scene: dict, rng=None) -> dict:
             "defects": defects if scene.get("defects") is not None else None}
 
 
+def reasoned_answer(question: dict, reasoned: bool = True) -> str:
+    """A question's answer as training text writes it: after its reasoning ('the red circle is
+    in the top left and the blue star is in the center; top left above center, so yes') when it
+    has one and `reasoned`; else the bare answer. `evaluate.final_answer` reads it back."""
+    if reasoned and question.get("reasoning"):
+        return f"{question['reasoning']}, so {question['answer']}"
+    return question["answer"]
+
+
 def text_corpus(n_scenes: int = 5000, seed: int = 0, defect_prob: float = 0.2,
                 exclude_pairs=HELDOUT_PAIRS, rounds: int | dict[str, int] = 1,
-                placed: float | None = None, shuffled: bool = False) -> list[str]:
+                placed: float | None = None, shuffled: bool = False,
+                reasoned: bool = False) -> list[str]:
     """One text per scene: a caption, then questions of every type that the caption answers, each
     followed by its answer ('... what color is the circle? red. ...'; `caption_questions`). Every
     answer follows from the text it is in: the language model learns to read, not to guess.
@@ -722,7 +734,12 @@ def text_corpus(n_scenes: int = 5000, seed: int = 0, defect_prob: float = 0.2,
     only ones that answer position and relation questions); None: every style alike.
     `shuffled`: captions name the objects in a random order. A scene lists its objects in
     reading order, so otherwise the first-named object is the upper one, or the left one in
-    its row: a cue that answers most relation questions without reading the positions."""
+    its row: a cue that answers most relation questions without reading the positions.
+    `reasoned`: a relation answer first states both positions, then the question in positions
+    alone, next to the answer ('... above the blue star? the red circle is in the top left and
+    the blue star is in the center; top left above center, so yes.'): one look-up per step, as
+    in a scratchpad (Nye et al. 2021, "Show Your Work") or a chain of thought (Wei et al.
+    2022)."""
     if not isinstance(n_scenes, (int, np.integer)) or n_scenes < 1:
         raise ValueError(f"n_scenes={n_scenes!r}: ask for at least one scene (an int)")
     if placed is not None and not 0 <= placed <= 1:
@@ -739,7 +756,8 @@ def text_corpus(n_scenes: int = 5000, seed: int = 0, defect_prob: float = 0.2,
         if shuffled:
             scene = shuffle_objects(scene, rng)
         caption, questions = caption_questions(scene, rng, style, qtypes, rounds=rounds)
-        texts.append(" ".join([caption] + [f"{q['question']} {q['answer']}." for q in questions]))
+        texts.append(" ".join([caption] + [f"{q['question']} {reasoned_answer(q, reasoned)}."
+                                            for q in questions]))
     return texts
 
 

@@ -5,10 +5,10 @@ question type (exact match after normalisation, as the VQA benchmarks score), ca
 a POPE-style hallucination probe (Li et al. 2023, "Evaluating Object Hallucination in Large
 Vision-Language Models"), adapted to Shapes World."""
 
-__all__ = ["NUMBER_WORDS", "ARTICLES", "normalize_answer", "vqa_accuracy", "answer_prior",
-    "prior_accuracy", "evaluate_vqa", "position_precision", "POPE_TEMPLATE", "POPE_SETTINGS",
-    "pair_frequencies", "pope_questions", "yes_probability", "auroc", "binary_metrics",
-    "constant_pope", "pope", "show_answers"]
+__all__ = ["NUMBER_WORDS", "ARTICLES", "normalize_answer", "final_answer", "vqa_accuracy",
+    "answer_prior", "prior_accuracy", "evaluate_vqa", "position_precision", "POPE_TEMPLATE",
+    "POPE_SETTINGS", "pair_frequencies", "pope_questions", "yes_probability", "auroc",
+    "binary_metrics", "constant_pope", "pope", "show_answers"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 22
@@ -33,12 +33,21 @@ def normalize_answer(text: str) -> str:
     return " ".join(NUMBER_WORDS.get(w, w) for w in words if w not in ARTICLES)
 
 
+def final_answer(text: str) -> str:
+    """The answer of a reasoned reply, what follows its last ", so " ("the red circle is in the
+    top left and the blue star is in the center; top left above center, so yes" -> "yes"); a
+    bare answer as it is."""
+    return text.rsplit(", so ", 1)[-1]
+
+
 def vqa_accuracy(predictions, answers, qtypes) -> dict[str, float]:
-    """Exact-match accuracy after `normalize_answer`: "overall" and one entry per question type."""
+    """Exact-match accuracy of each prediction's `final_answer` after `normalize_answer`:
+    "overall" and one entry per question type."""
     if not len(predictions) == len(answers) == len(qtypes) > 0:
         raise ValueError(f"need as many predictions ({len(predictions)}) as answers "
                          f"({len(answers)}) and question types ({len(qtypes)}), at least one")
-    right = [normalize_answer(p) == normalize_answer(a) for p, a in zip(predictions, answers)]
+    right = [normalize_answer(final_answer(p)) == normalize_answer(a)
+             for p, a in zip(predictions, answers)]
     scores = {"overall": float(np.mean(right))}
     for qtype in sorted(set(qtypes)):
         scores[qtype] = float(np.mean([r for r, t in zip(right, qtypes) if t == qtype]))

@@ -10,8 +10,8 @@ __all__ = ["LMConfig", "RMSNorm", "rope_tables", "rotate_half", "apply_rope", "S
     "random_windows", "lm_loss", "evaluate_lm", "check_sampling", "top_k_filter", "top_p_filter",
     "sample_next_token", "check_prompts", "generate", "load_reference", "READING_QTYPES",
     "PretrainConfig", "reading_test_scenes", "pretrain", "REFERENCE_PHASES", "pretrain_phases",
-    "train_reference", "text_qa_items", "complete", "text_qa", "reading_order_cue",
-    "relation_cue_split"]
+    "train_reference", "text_qa_items", "complete", "REASONING_TOKENS", "text_qa",
+    "reading_order_cue", "relation_cue_split"]
 
 
 # %% notebooks/01_language_model.ipynb cell 22
@@ -614,6 +614,7 @@ class PretrainConfig:
     placed: float | None = None
     corpus_seed: int = 0
     shuffled: bool = False
+    reasoned: bool = False
     aligned: bool = True
     eval_every: int = 1000
     seed: int = 0
@@ -648,7 +649,8 @@ def pretrain(config: PretrainConfig, device: str | torch.device | None = None,
 
     seed_everything(config.seed)
     corpus = text_corpus(n_scenes=config.n_scenes, seed=config.corpus_seed,
-                         rounds=config.rounds, placed=config.placed, shuffled=config.shuffled)
+                         rounds=config.rounds, placed=config.placed, shuffled=config.shuffled,
+                         reasoned=config.reasoned)
     if init is None:
         tokenizer = train_tokenizer(corpus[:6000], vocab_size=1024)
         model = LanguageModel(LMConfig(vocab_size=len(tokenizer), dim=config.dim,
@@ -687,12 +689,14 @@ def pretrain(config: PretrainConfig, device: str | torch.device | None = None,
 
 # The shipped foundation LM's recipe: 6,000 steps on the reading corpus, then a shorter second
 # phase at a lower learning rate on fresh texts, more of which place their objects and ask
-# relation questions (the skill the first phase learns last). Continued pretraining on a
-# re-weighted mix is Llama 3's "annealing" (Llama Team, "The Llama 3 Herd of Models", 2024).
+# relation questions (the skill the first phase learns last), with the objects named in a random
+# order (no reading-order shortcut) and relation answers reasoned out (`data.reasoned_answer`).
+# Continued pretraining on a re-weighted mix is Llama 3's "annealing" (Llama Team, "The Llama 3
+# Herd of Models", 2024).
 REFERENCE_PHASES = (
     PretrainConfig(),
     PretrainConfig(steps=1500, lr=5e-4, rounds={"relation": 3}, placed=0.6, corpus_seed=1,
-                   eval_every=500),
+                   shuffled=True, reasoned=True, eval_every=500),
 )
 
 
@@ -748,16 +752,18 @@ def train_reference(out_dir: str | Path | None = None, quick: bool = False,
 
 
 def text_qa_items(scenes, seed: int = 0, phrasings: str = "train", style: str | None = None,
-                  qtypes=None):
+                  qtypes=None, shuffled: bool = False):
     """Reading questions about scenes given as text: for each scene a caption (`style`, or a
     random one) and one question of every type (of `qtypes`) it answers
-    (`data.caption_questions`). Returns dicts with prompt ("<caption> <question>"), answer and
-    qtype."""
-    from minimllm.data import caption_questions
+    (`data.caption_questions`). `shuffled`: the caption names the objects in a random order,
+    not row by row. Returns dicts with prompt ("<caption> <question>"), answer and qtype."""
+    from minimllm.data import caption_questions, shuffle_objects
 
     items = []
     for k, scene in enumerate(scenes):
         rng = np.random.default_rng([seed, k])
+        if shuffled:
+            scene = shuffle_objects(scene, np.random.default_rng([seed, 5, k]))
         caption, questions = caption_questions(scene, rng, style, qtypes, phrasings)
         items += [{"prompt": f"{caption} {q['question']}", "answer": q["answer"],
                    "qtype": q["qtype"]} for q in questions]
@@ -788,14 +794,26 @@ def complete(model: "LanguageModel", tokenizer: PreTrainedTokenizerFast, prompts
     return out
 
 
+REASONING_TOKENS = 32  # room for a reasoned relation answer (`data.reasoned_answer`)
+
+
 def text_qa(model: "LanguageModel", tokenizer: PreTrainedTokenizerFast, items,
             batch_size: int = 256) -> tuple[dict[str, float], list[str]]:
     """Text-QA accuracy of greedy answers to `text_qa_items`, scored as chapter 07 scores VQA
-    (`evaluate.vqa_accuracy`: exact match after normalisation), "overall" and one entry per
-    question type; and the answers."""
+    (`evaluate.vqa_accuracy`: exact match of the final answer after normalisation), "overall"
+    and one entry per question type; and the answers (reasoning included)."""
     from minimllm.evaluate import vqa_accuracy
 
-    answers = complete(model, tokenizer, [it["prompt"] for it in items], batch_size=batch_size)
+    answers = [""] * len(items)
+    # a relation answer may reason first ("the red circle is in the top left and ..., so yes")
+    for long in (False, True):
+        chosen = [i for i, it in enumerate(items) if (it["qtype"] == "relation") == long]
+        if not chosen:
+            continue
+        replies = complete(model, tokenizer, [items[i]["prompt"] for i in chosen],
+                           max_new_tokens=REASONING_TOKENS if long else 4, batch_size=batch_size)
+        for i, reply in zip(chosen, replies):
+            answers[i] = reply
     scores = vqa_accuracy(answers, [it["answer"] for it in items], [it["qtype"] for it in items])
     return scores, answers
 

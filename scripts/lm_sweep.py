@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from run_cache import load_runs, save_run
+from run_cache import checkpoint_at, load_runs, save_run
 
 from minimllm.lm import READING_QTYPES as QTYPES
 from minimllm.lm import PretrainConfig, pretrain
@@ -45,12 +45,16 @@ def run(s: dict, device: str, time_limit: float = float("inf"), partial: Path | 
                             n_scenes=s["scenes"], rounds=s["rounds"], placed=s.get("placed"),
                             aligned=s["aligned"], eval_every=s["eval_every"], seed=s["seed"],
                             corpus_seed=s.get("corpus_seed", 0),
-                            shuffled=s.get("shuffled", False))
+                            shuffled=s.get("shuffled", False),
+                            reasoned=s.get("reasoned", False))
     init = None
     if s.get("init"):  # a second phase: go on training a saved LM
         from minimllm.lm import LanguageModel
         from minimllm.pretrained import load_tokenizer
-        init = (LanguageModel.from_pretrained(s["init"]), load_tokenizer(s["init"]))
+        folder, _, commit = s["init"].partition(" at commit ")  # "FOLDER at commit X (...)"
+        if commit:
+            folder = checkpoint_at(folder, commit.split()[0])
+        init = (LanguageModel.from_pretrained(folder), load_tokenizer(folder))
     kept = {"curve": []}
 
     def on_eval(curve):
@@ -112,11 +116,15 @@ def main() -> None:
     parser.add_argument("--corpus-seed", type=int, default=0)
     parser.add_argument("--shuffled", action="store_true",
                         help="captions name the objects in a random order")
-    parser.add_argument("--init", type=Path, default=None,
-                        help="go on training the LM saved there (a second phase)")
+    parser.add_argument("--init", default=None,
+                        help="go on training the LM saved there (a second phase); "
+                             "'FOLDER at commit X (note)': that folder as commit X shipped it")
+    parser.add_argument("--reasoned", action="store_true",
+                        help="relation answers state both positions first (text_corpus)")
     parser.add_argument("--placed", type=float, default=None,
                         help="share of captions that place every object (default: as any style)")
-    parser.add_argument("--save", type=Path, default=None, help="save the trained LM there")
+    parser.add_argument("--save", type=Path, default=None,
+                        help="save the trained LM there ({seed} is replaced)")
     parser.add_argument("--unaligned", action="store_true", help="windows start anywhere")
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -143,6 +151,7 @@ def main() -> None:
              **({"placed": args.placed} if args.placed is not None else {}),
              **({"corpus_seed": args.corpus_seed} if args.corpus_seed else {}),
              **({"shuffled": True} if args.shuffled else {}),
+             **({"reasoned": True} if args.reasoned else {}),
              **({"init": str(args.init)} if args.init is not None else {}),
              "eval_every": args.eval_every, "seed": seed}
         if args.more:
@@ -154,8 +163,8 @@ def main() -> None:
             print(f"cached: {key}")
             continue
         print(f"running: {key}", flush=True)
-        save_run(cache, key, run(s, args.device, args.time_limit, args.partial,
-                                  args.save))
+        save = Path(str(args.save).format(seed=seed)) if args.save else None
+        save_run(cache, key, run(s, args.device, args.time_limit, args.partial, save))
     print(table(list(load_runs(cache).values())))
 
 

@@ -26,3 +26,21 @@ def save_run(path: Path, key: str, run: dict) -> dict[str, dict]:
     tmp.write_text(json.dumps(runs, indent=1) + "\n")
     tmp.replace(path)
     return runs
+
+
+def checkpoint_at(folder: str, commit: str) -> Path:
+    """The checkpoint folder as commit `commit` shipped it, written from git history to
+    runs/<name>_at_<commit>/ (once): "data/checkpoints/lm at commit 7a8be5c" names the
+    foundation LM's phase 1."""
+    import subprocess
+
+    out = Path("runs") / f"{Path(folder).name}_at_{commit}"
+    if not (out / "config.json").exists():
+        names = subprocess.run(["git", "ls-tree", "--name-only", f"{commit}:{folder}"],
+                               check=True, capture_output=True, text=True).stdout.split()
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            blob = subprocess.run(["git", "show", f"{commit}:{folder}/{name}"], check=True,
+                                  capture_output=True).stdout
+            (out / name).write_bytes(blob)
+    return out

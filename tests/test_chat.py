@@ -16,6 +16,7 @@ from minimllm.evaluate import (
     auroc,
     binary_metrics,
     constant_pope,
+    final_answer,
     normalize_answer,
     pair_frequencies,
     pope_questions,
@@ -111,6 +112,10 @@ def test_vqa_normalisation_and_accuracy():
     scores = vqa_accuracy(["Red", "three", "no", "top left"], ["red", "3", "yes", "top right"],
                           ["color", "count", "existence", "position"])
     assert scores == {"overall": 0.5, "color": 1.0, "count": 1.0, "existence": 0.0, "position": 0.0}
+    reasoned = ("the red circle is in the top left and the blue star is in the center; top left "
+                "above center, so yes")
+    assert final_answer(reasoned) == "yes" and final_answer("top left") == "top left"
+    assert vqa_accuracy([reasoned, reasoned], ["yes", "no"], ["relation"] * 2)["overall"] == 0.5
     with pytest.raises(ValueError):
         vqa_accuracy([], [], [])
 

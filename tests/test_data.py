@@ -358,6 +358,19 @@ OBJECT_RE = re.compile(r"\ban? (small|large) (\w+) (\w+)(?: (?:is )?in the "
 DEFECT_RE = re.compile(r"the (\w+) (\w+) has an? (scratch|missing chunk|stain)\.")
 
 
+POSITION = r"((?:top|middle|bottom) (?:left|center|right)|center)"
+RELATION = r"(to the left of|to the right of|above|below)"
+REASONED_RE = re.compile(rf"the (\w+) (\w+) is in the {POSITION} and the (\w+) (\w+) is in the "
+                         rf"{POSITION}; {POSITION} {RELATION} {POSITION}, so (yes|no)")
+
+
+def is_answer(sentence):
+    """One answer word, or a reasoned answer ('the red circle is in the top left and ..., so
+    yes'), followed by a full stop."""
+    body = sentence[:-1]
+    return sentence.endswith(".") and (body in ANSWER_WORDS or bool(REASONED_RE.fullmatch(body)))
+
+
 def template_regex(template):
     """A template as a regex: each slot stands for words without sentence punctuation."""
     return re.escape(template).replace(r"\{", "{").replace(r"\}", "}").format(
@@ -368,8 +381,7 @@ def split_text(text):
     """(caption, [(question, answer)]) of a corpus text, read from the text alone: the questions
     are the sentences followed by a sentence that is one answer word."""
     sentences = re.split(r"(?<=[.?]) ", text)
-    first = next(i for i in range(len(sentences) - 1)
-                 if sentences[i + 1][:-1] in ANSWER_WORDS and sentences[i + 1].endswith("."))
+    first = next(i for i in range(len(sentences) - 1) if is_answer(sentences[i + 1]))
     pairs = list(zip(sentences[first::2], [s[:-1] for s in sentences[first + 1::2]]))
     return " ".join(sentences[:first]), pairs
 
@@ -423,21 +435,42 @@ def answer_from_text(objects, defects, question):
     return "yes" if defects else "no"
 
 
+def check_reasoning(objects, question, reasoning):
+    """A reasoned relation answer: it names the question's two objects in order, gives each the
+    position the caption states, and its conclusion follows from those two positions alone."""
+    ca, sa, pa, cb, sb, pb, pa2, rel, pb2, answer = REASONED_RE.fullmatch(reasoning).groups()
+    assert question.index(f"{ca} {sa}") < question.index(f"{cb} {sb}", len(f"{ca} {sa}")), question
+    assert (pa2, pb2) == (pa, pb) and f" {rel} the " in question, (question, reasoning)
+    for color, shape, position in ((ca, sa, pa), (cb, sb, pb)):
+        assert {"color": color, "shape": shape, "position": position} in [
+            {k: o[k] for k in ("color", "shape", "position")} for o in objects]
+    placed = [{"size": "small", "color": ca, "shape": sa, "position": pa},
+              {"size": "small", "color": cb, "shape": sb, "position": pb}]
+    assert answer_from_text(placed, [], question) == answer, (question, reasoning)
+    return answer
+
+
 @pytest.mark.parametrize("settings", [{}, {"shuffled": True, "placed": 0.6,
-                                              "rounds": {"relation": 3}}])
+                                              "rounds": {"relation": 3}},
+                                      {"placed": 0.6, "shuffled": True, "reasoned": True}])
 def test_every_corpus_answer_follows_from_its_text(settings):
     corpus = data.text_corpus(n_scenes=600, seed=2, **settings)
-    types, n = set(), 0
+    types, n, reasoned = set(), 0, 0
     for text in corpus:
         caption, pairs = split_text(text)
         objects, defects = read_caption(caption)
         assert objects, caption
         assert len(pairs) >= 4, text  # several questions per scene
         for question, answer in pairs:
+            if REASONED_RE.fullmatch(answer):
+                answer = check_reasoning(objects, question, answer)
+                reasoned += 1
             assert answer_from_text(objects, defects, question) == answer, (text, question)
             types.add(classify(question))
             n += 1
     assert types == set(data.QTYPES) and n > 5.5 * len(corpus)
+    # reasoned answers exactly where asked for: every relation answer, and nothing else
+    assert reasoned > 100 if settings.get("reasoned") else reasoned == 0
 
 
 def test_heldout_phrasings_never_in_training_text():

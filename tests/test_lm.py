@@ -262,6 +262,27 @@ def test_text_qa_scores_a_hand_made_example():
     assert scores == {"overall": pytest.approx(2 / 3), "color": 1.0, "count": 0.5}
 
 
+def test_text_qa_reads_a_reasoned_relation_answer():
+    """A relation answer that reasons first is generated whole (longer than a short answer) and
+    scored on the conclusion after its last ", so"."""
+    caption = "a red circle in the top left and a blue star in the center."
+    question = "is the red circle above the blue star?"
+    text = (f"{caption} {question} the red circle is in the top left and the blue star is in the "
+            "center; top left above center, so yes.")
+    tok = train_tokenizer([text] * 20, vocab_size=300)
+    torch.manual_seed(0)
+    model = LanguageModel(LMConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=2,
+                                   n_kv_heads=2, ffn_dim=64, max_seq_len=64))
+    batch = torch.tensor([tok(text).input_ids + [tok.eos_token_id]])
+    train(model, lambda m, b: m(b, labels=b).loss, [batch] * 150,
+          TrainConfig(steps=150, lr=1e-2, device="cpu", log_every=0))
+    items = [{"prompt": f"{caption} {question}", "answer": a, "qtype": "relation"}
+             for a in ("yes", "no")]
+    scores, answers = text_qa(model, tok, items)
+    assert answers[0].endswith("top left above center, so yes") and answers[0] == answers[1]
+    assert scores == {"overall": 0.5, "relation": 0.5}
+
+
 def test_pretrain_curve_and_determinism():
     config = PretrainConfig.quick()
     a = pretrain(config, "cpu", n_eval_scenes=10)
