@@ -238,7 +238,7 @@ def show_answers(images, questions, answers, truths, ncols: int = 4, size: float
         if i >= len(images):
             continue
         ax.imshow(images[i])
-        right = normalize_answer(answers[i]) == normalize_answer(truths[i])
+        right = normalize_answer(final_answer(answers[i])) == normalize_answer(truths[i])
         text = "\n".join(textwrap.wrap(questions[i], 30))
         ax.set_title(f"{text}\nmodel: {answers[i]}\ntruth: {truths[i]}", fontsize=7.5,
                      color="green" if right else "red", y=-0.05, va="top")

@@ -581,7 +581,7 @@ def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None,
     return new if input_ids is None else torch.cat([input_ids, new], dim=1)
 
 
-# %% notebooks/01_language_model.ipynb cell 82
+# %% notebooks/01_language_model.ipynb cell 90
 def load_reference(device: str | torch.device | None = None):
     """(model, tokenizer): yours from data/artifacts/lm if present, else data/checkpoints/lm."""
     path = find_pretrained("lm")
@@ -868,8 +868,10 @@ def relation_cue_split(model: "LanguageModel", tokenizer: PreTrainedTokenizerFas
              for it in text_qa_items(scenes, seed=seed, style=style, qtypes=["relation"])]
     items = [{**it, "cue": reading_order_cue(it["prompt"])} for it in items]
     items = [it for it in items if it["cue"] is not None]
+    from minimllm.evaluate import final_answer, normalize_answer
+
     answers = text_qa(model, tokenizer, items)[1]
-    right = [a == it["answer"] for a, it in zip(answers, items)]
+    right = [normalize_answer(final_answer(a)) == it["answer"] for a, it in zip(answers, items)]
     parts = {"cue right": [r for r, it in zip(right, items) if it["cue"] == it["answer"]],
              "cue wrong": [r for r, it in zip(right, items) if it["cue"] != it["answer"]],
              "all": right}

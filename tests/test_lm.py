@@ -322,11 +322,13 @@ def test_reading_order_cue_answers_from_the_order_of_mention():
 
 def test_relation_cue_split_separates_a_reader_of_the_cue(monkeypatch):
     """A 'model' that answers every relation question with the order-of-mention cue scores 1 where
-    the cue is right and 0 where it is wrong; the two parts hold every question."""
+    the cue is right and 0 where it is wrong, whether it answers bare or reasons first; the two
+    parts hold every question."""
     import minimllm.lm as lm
 
-    def answer_by_cue(model, tokenizer, items):
-        return {}, [reading_order_cue(it["prompt"]) for it in items]
+    def answer_by_cue(model, tokenizer, items):  # every other answer after a scratchpad
+        return {}, [f"the a is in the top left; top left above center, so {cue}" if k % 2 else cue
+                    for k, cue in enumerate(reading_order_cue(it["prompt"]) for it in items)]
 
     monkeypatch.setattr(lm, "text_qa", answer_by_cue)
     split = lm.relation_cue_split(None, None, n_scenes=60, seed=3)
