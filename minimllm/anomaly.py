@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
-from minimllm.assistant import InstructionBatches, chat_loss, task_messages
+from minimllm.assistant import TASKS, InstructionBatches, chat_loss
 from minimllm.chat import FORMAT_PROMPT, ChatProcessor, chat, vqa_messages
 from minimllm.data import SUPERSAMPLE, TEMPLATES, describe, shape_outline
 from minimllm.evaluate import auroc, normalize_answer, yes_probability
@@ -326,32 +326,19 @@ class DefectBatches(InstructionBatches):
     capstone's mixture is mostly defect questions, with a share of the usual tasks so that the
     model keeps reading the rest of the scene."""
 
+    tasks_known = TASKS + ("defect",)
+
     def __init__(self, processor: ChatProcessor, scenes: list[dict], pixel_values: torch.Tensor,
                  mixture: dict[str, float], batch_size: int = 32, seed: int = 0,
                  format_prompt: str = FORMAT_PROMPT):
-        usual = {t: w for t, w in mixture.items() if t != "defect"}
-        super().__init__(processor, scenes, pixel_values, usual or {"vqa": 1.0}, batch_size, seed,
-                         format_prompt)
-        if mixture.get("defect", 0) < 0 or sum(mixture.values()) <= 0:
-            raise ValueError(f"mixture {mixture}: give weights >= 0, not all 0")
+        super().__init__(processor, scenes, pixel_values, mixture, batch_size, seed, format_prompt)
         if "defect" in mixture and not any(s.get("defects") for s in scenes):
             raise ValueError("the defect task needs scenes with defects (defect_prob > 0)")
-        self.tasks = list(mixture)
-        self.weights = np.array([mixture[t] for t in self.tasks]) / sum(mixture.values())
 
-    def __call__(self, step: int) -> dict:
-        rng = np.random.default_rng([self.seed, step])
-        task = self.tasks[rng.choice(len(self.tasks), p=self.weights)]
-        picked = rng.integers(len(self.scenes), size=self.batch_size)
+    def messages(self, task: str, scene: dict, rng: np.random.Generator) -> list[dict]:
         if task == "defect":
-            conversations = [defect_messages(self.scenes[i], rng, self.format_prompt)
-                             for i in picked]
-        else:
-            conversations = [task_messages(task, self.scenes[i], rng, self.format_prompt)
-                             for i in picked]
-        batch = self.processor(conversations, None if task == "text" else self.pixel_values[picked])
-        batch.pop("attention_mask")  # right padding: causal attention keeps it out anyway
-        return batch
+            return defect_messages(scene, rng, self.format_prompt)
+        return super().messages(task, scene, rng)
 
 
 # %% notebooks/09_capstone_anomaly_detection.ipynb cell 28
@@ -440,7 +427,7 @@ def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_
     (vision, lm, tokenizer), copied here; `train_data` holds "scenes" and "pixel_values".
     `expert` (an `AnomalyExpert`, copied here) adds its tokens after the image tokens (section
     7); the row is then named "<row> + kNN tokens"."""
-    from minimllm.train import TrainConfig, train
+    from minimllm.train import Stage, final_loss, train_stages
     from minimllm.utils import seed_everything
 
     mixture = mixture or {"defect": 0.7, "vqa": 0.15, "describe": 0.15}
@@ -451,15 +438,14 @@ def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_
     if expert is not None:
         model = add_expert(model, copy.deepcopy(expert))
     processor = ChatProcessor.for_model(model, towers[2])
-    histories = {}
-    for stage, (n, rate, mix) in {1: (stage1_steps, stage1_lr, {"describe": 1.0}),
-                                  2: (steps, lr, mixture)}.items():
-        configure_anomaly_stage(model, stage)
-        batches = DefectBatches(processor, train_data["scenes"], train_data["pixel_values"], mix,
-                                batch_size, seed + stage)
-        histories[stage] = train(model, chat_loss, batches,
-                                 TrainConfig(steps=n, lr=rate, warmup_steps=max(1, n // 10),
-                                             seed=seed, log_every=0, device="cpu"))
+    stages = [Stage(st, n, rate, DefectBatches(processor, train_data["scenes"],
+                                               train_data["pixel_values"], mix, batch_size,
+                                               seed + st),
+                    lambda m, st=st: configure_anomaly_stage(m, st))
+              for st, n, rate, mix in ((1, stage1_steps, stage1_lr, {"describe": 1.0}),
+                                       (2, steps, lr, mixture))]
+    histories = train_stages(model, chat_loss, stages, seed, log=None, log_every=0,
+                             device="cpu")
     scores = evaluate_defects(model.eval(), processor, test_rows)
     return {"row": row + (" + kNN tokens" if expert is not None else ""),
             "M": model.num_image_tokens, "seed": seed, "steps": steps,
@@ -467,7 +453,7 @@ def anomaly_run(row: str, num_image_tokens: int, towers, train_data: dict, test_
             "sequence_tokens": processor.num_image_tokens,
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "s_per_step": histories[2].seconds / steps,
-            "final_loss": float(np.mean(histories[2].losses[-20:])),
+            "final_loss": final_loss(histories[2]),
             "seconds": time.perf_counter() - start, **scores}
 
 

@@ -30,7 +30,7 @@ from minimllm.evaluate import (
     show_answers,
 )
 from minimllm.mllm import MLLM, STAGES, MLLMConfig, configure_stage, load_towers, unfreeze_vision
-from minimllm.train import TrainConfig, train, trainable_report
+from minimllm.train import Stage, final_loss, train_stages
 from minimllm.vision import to_pixel_values
 
 TASKS = ("describe", "vqa", "conversation", "text")
@@ -73,15 +73,18 @@ class InstructionBatches:
     """A function step -> training batch of `batch_size` conversations about random scenes, all of
     one task drawn with the `mixture`'s weights (one task per batch: the rows of a batch then have
     similar lengths, and little compute goes to padding). Deterministic in (seed, step), so a
-    resumed run sees the same batches."""
+    resumed run sees the same batches. A subclass with more tasks lists them in `tasks_known` and
+    writes their conversations in `messages`."""
+
+    tasks_known: tuple[str, ...] = TASKS
 
     def __init__(self, processor: ChatProcessor, scenes: list[dict], pixel_values: torch.Tensor,
                  mixture: dict[str, float], batch_size: int = 32, seed: int = 0,
                  format_prompt: str = FORMAT_PROMPT):
-        if (set(mixture) - set(TASKS) or not mixture or min(mixture.values()) < 0
+        if (set(mixture) - set(self.tasks_known) or not mixture or min(mixture.values()) < 0
                 or sum(mixture.values()) <= 0):
             raise ValueError(f"mixture {mixture}: give weights >= 0, not all 0, to the tasks "
-                             f"{TASKS}")
+                             f"{self.tasks_known}")
         if len(scenes) != len(pixel_values):
             raise ValueError(f"{len(scenes)} scenes for {len(pixel_values)} images")
         self.processor, self.scenes, self.pixel_values = processor, scenes, pixel_values
@@ -93,11 +96,14 @@ class InstructionBatches:
         rng = np.random.default_rng([self.seed, step])
         task = self.tasks[rng.choice(len(self.tasks), p=self.weights)]
         picked = rng.integers(len(self.scenes), size=self.batch_size)
-        conversations = [task_messages(task, self.scenes[i], rng, self.format_prompt)
-                         for i in picked]
+        conversations = [self.messages(task, self.scenes[i], rng) for i in picked]
         batch = self.processor(conversations, None if task == "text" else self.pixel_values[picked])
         batch.pop("attention_mask")  # right padding: causal attention keeps it out anyway
         return batch
+
+    def messages(self, task: str, scene: dict, rng: np.random.Generator) -> list[dict]:
+        """One training conversation of `task` about `scene` (`task_messages`)."""
+        return task_messages(task, scene, rng, self.format_prompt)
 
 
 def chat_loss(model: MLLM, batch: dict) -> torch.Tensor:
@@ -201,23 +207,21 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     model = MLLM(model_config, vision=vision, lm=lm).to(device)
     processor = ChatProcessor(tokenizer, model.num_image_tokens, vision.config.image_size)
     log(f"{len(scenes)} training scenes, M = {model.num_image_tokens} image tokens")
-    stages = {1: (c.stage1_steps, c.stage1_lr, {"describe": 1.0}),
-              2: (c.stage2_steps, c.stage2_lr, c.mixture)}
-    histories, trains = {}, {}
-    for stage, (steps, lr, mixture) in stages.items():
-        configure_stage(model, stage)
-        if stage == 2 and c.train_vision:
-            unfreeze_vision(model)
-        trains[stage] = STAGES[stage] + (("vision",) if stage == 2 and c.train_vision else ())
-        n_trained, n_all = trainable_report(model, show=False)["total"]
-        log(f"stage {stage}: training {', '.join(trains[stage])} ({n_trained:,} of {n_all:,} "
-            f"parameters), {steps} steps on {mixture}")
-        batches = InstructionBatches(processor, scenes, pixel_values, mixture, c.batch_size,
-                                     seed + stage, c.format_prompt)
-        histories[stage] = train(model, chat_loss, batches,
-                                 TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10),
-                                             seed=seed, device=device))
-        log(f"stage {stage} done: final loss {np.mean(histories[stage].losses[-10:]):.4f}")
+    trains = {st: STAGES[st] + (("vision",) if st == 2 and c.train_vision else ()) for st in STAGES}
+
+    def prepare(stage):
+        def configure(m):
+            configure_stage(m, stage)
+            if stage == 2 and c.train_vision:
+                unfreeze_vision(m)
+        return configure
+
+    stages = [Stage(st, steps, lr, InstructionBatches(processor, scenes, pixel_values, mixture,
+                                                      c.batch_size, seed + st, c.format_prompt),
+                    prepare(st), trains=f"{', '.join(trains[st])} on {mixture}")
+              for st, steps, lr, mixture in ((1, c.stage1_steps, c.stage1_lr, {"describe": 1.0}),
+                                             (2, c.stage2_steps, c.stage2_lr, c.mixture))]
+    histories = train_stages(model, chat_loss, stages, seed, device=device, log=log)
     log(f"evaluating on {len(dataset['test'])} test and {len(dataset['test_compositional'])} "
         "compositional scenes ...")
     results = evaluate_assistant(model, processor, dataset, scenes, c.format_prompt, seed)
@@ -227,7 +231,7 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     reached = {"vqa": results["vqa_test"]["overall"], "caption": results["caption"]["accuracy"],
                "pope_f1": results["pope"]["adversarial"]["f1"]}
     passed = all(reached[k] >= target for k, target in c.targets.items())
-    losses = {st: round(float(np.mean(h.losses[-10:])), 4) for st, h in histories.items()}
+    losses = {st: round(final_loss(h), 4) for st, h in histories.items()}
     metrics = {**results, "seconds": round(seconds, 1), "settings": asdict(c), "quick": quick,
                "seed": seed, "device": str(device), "stage_losses": losses, "passed": passed}
     model.cpu().save_pretrained(out_dir, tokenizer, metrics=metrics)

@@ -16,7 +16,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from minimllm.data import COLORS, POSITIONS, SHAPES, SIZES
@@ -30,7 +29,7 @@ from minimllm.mllm import (
     unfreeze_vision,
 )
 from minimllm.tokenizer import IMAGE_TOKEN
-from minimllm.train import TrainConfig, init_distributed, train, trainable_report
+from minimllm.train import Stage, final_loss, init_distributed, train_stages
 from minimllm.utils import encode_in_batches
 from minimllm.vision import to_pixel_values
 
@@ -275,21 +274,20 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
         f"{len(test_data['captions'])} held-out test pairs; "
         f"M = {model.num_image_tokens} image tokens")
     trains = {st: STAGES[st] + (("vision",) if st == 2 and c.train_vision else ()) for st in STAGES}
-    histories = {}
-    for stage, steps, lr in ((1, c.stage1_steps, c.stage1_lr), (2, c.stage2_steps, c.stage2_lr)):
-        configure_stage(model, stage)
-        if stage == 2 and c.train_vision:
-            unfreeze_vision(model)
-        trainable = trainable_report(model, show=False)
-        log(f"[{time.perf_counter() - start:5.0f} s] stage {stage}: "
-            f"training {', '.join(trains[stage])} "
-            f"({trainable['total'][0]:,} of {trainable['total'][1]:,} parameters), {steps} steps")
-        histories[stage] = train(model, caption_loss,
-                                 lambda step, st=stage: batches(step + 100_000 * st),
-                                 TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10),
-                                             seed=seed, device=device))
-        log(f"[{time.perf_counter() - start:5.0f} s] stage {stage} done: final loss "
-            f"{np.mean(histories[stage].losses[-10:]):.4f}")
+
+    def prepare(stage):
+        def configure(m):
+            configure_stage(m, stage)
+            if stage == 2 and c.train_vision:
+                unfreeze_vision(m)
+        return configure
+
+    stages = [Stage(st, steps, lr, lambda step, st=st: batches(step + 100_000 * st),
+                    prepare(st), trains=", ".join(trains[st]))
+              for st, steps, lr in ((1, c.stage1_steps, c.stage1_lr),
+                                    (2, c.stage2_steps, c.stage2_lr))]
+    histories = train_stages(model, caption_loss, stages, seed, device=device,
+                             log=lambda text: log(f"[{time.perf_counter() - start:5.0f} s] {text}"))
     if rank != 0:
         return {"rank": rank}
     print(f"[{time.perf_counter() - start:5.0f} s] captioning {len(test_data['captions'])} "
@@ -304,7 +302,7 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     metrics = {**{k: round(v, 4) for k, v in scores.items()}, "seconds": round(seconds, 1),
                "n_test": len(captions), "settings": asdict(c), "quick": quick, "seed": seed,
                "device": str(device),
-               "stage_losses": {st: round(float(np.mean(h.losses[-10:])), 4)
+               "stage_losses": {st: round(final_loss(h), 4)
                                 for st, h in histories.items()},
                "passed": passed}
     model.cpu().save_pretrained(out_dir, tokenizer, metrics=metrics)

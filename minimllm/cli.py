@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
                              "(chapter 08's bigger assistant) takes about a day on a 2-core "
                              "CPU. Use --quick (or MINIMLLM_QUICK=1) to check the code path, "
                              "or --force to run it here anyway.")
-        gpu_job(quick=args.quick)
+        gpu_job(quick=args.quick, seed=args.seed)
         return 0
     metrics = main_job(quick=args.quick, seed=args.seed)
     # below the target accuracy: a failure the shell can see (under torchrun, rank 0 judges)

@@ -392,7 +392,7 @@ def from_transformers(hf_model: LlamaForCausalLM) -> "LanguageModel":
     return model.to(hf_model.device)
 
 
-# %% notebooks/01_language_model.ipynb cell 53
+# %% notebooks/01_language_model.ipynb cell 55
 def tokenize_corpus(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
     """One long 1-d LongTensor: `<s> text </s>` for every text, concatenated."""
     if isinstance(texts, str):
@@ -462,7 +462,7 @@ def evaluate_lm(model: "LanguageModel", tokens: torch.Tensor, seq_len: int = 128
     return {"val_loss": loss, "val_ppl": float(torch.tensor(loss).exp())}
 
 
-# %% notebooks/01_language_model.ipynb cell 62
+# %% notebooks/01_language_model.ipynb cell 64
 def check_sampling(temperature: float = 0.0, top_k: int | None = None,
                    top_p: float | None = None) -> None:
     """Refuse sampling settings out of range: temperature >= 0 (0: greedy), top_k >= 0 (0 or
@@ -511,7 +511,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
 
-# %% notebooks/01_language_model.ipynb cell 65
+# %% notebooks/01_language_model.ipynb cell 67
 def check_prompts(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None):
     """Generation continues every row from its last position, so a batch of prompts must have one
     length: refuse padding (zeros in `attention_mask`, or rows of `input_ids` ending with `<pad>`),
@@ -581,7 +581,7 @@ def generate(model: "LanguageModel", input_ids: torch.Tensor | None = None,
     return new if input_ids is None else torch.cat([input_ids, new], dim=1)
 
 
-# %% notebooks/01_language_model.ipynb cell 90
+# %% notebooks/01_language_model.ipynb cell 92
 def load_reference(device: str | torch.device | None = None):
     """(model, tokenizer): yours from data/artifacts/lm if present, else data/checkpoints/lm."""
     path = find_pretrained("lm")

@@ -120,6 +120,8 @@ class MLLMProcessor:
 
     def __call__(self, prompts, images=None, targets=None) -> dict:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts:
+            raise ValueError("MLLMProcessor got no prompts: give a string or a list of strings")
         targets = [targets] if isinstance(targets, str) else targets
         self.check_images(prompts, images)
         self.check_targets(prompts, targets)
@@ -145,8 +147,14 @@ class MLLMProcessor:
         return out
 
     def pixel_values(self, images) -> torch.Tensor:
-        """Images (PIL, arrays, or a (n, 3, S, S) tensor already in [-1, 1]) -> (n, 3, S, S)."""
-        if isinstance(images, torch.Tensor) and images.ndim == 4:
+        """Images (PIL, arrays, or a (n, 3, S, S) float tensor already in [-1, 1]) -> (n, 3, S,
+        S). A uint8 tensor is scaled from [0, 255] (`to_pixel_values`); a float tensor outside
+        [-1, 1] is refused (pixels in 0-255 would pass silently)."""
+        if isinstance(images, torch.Tensor) and images.ndim == 4 and images.is_floating_point():
+            if images.numel() and not (images.isfinite().all() and images.abs().max() <= 1 + 1e-3):
+                raise ValueError(f"pixel_values must be finite and in [-1, 1], got values in "
+                                 f"[{images.min().item():.3g}, {images.max().item():.3g}]: pass "
+                                 "uint8 pixels or PIL images and the processor scales them")
             return images.float()
         return to_pixel_values(images, image_size=self.image_size)
 
@@ -199,6 +207,10 @@ def merge_image_features(inputs_embeds: torch.Tensor, input_ids: torch.Tensor,
     inputs_embeds (B, T, D): the token embeddings; input_ids (B, T); image_features
     (n_images, M, D), in the order of the images in the batch. Returns new embeddings (B, T, D);
     raises a ValueError when the number of placeholders is not n_images * M."""
+    if image_features.ndim != 3:
+        raise ValueError(f"image_features must be (n_images, M, D), got shape "
+                         f"{tuple(image_features.shape)}: one row of M tokens per image "
+                         "(a single image's (M, D) features need [None])")
     mask = input_ids == image_token_id                                   # (B, T)
     n_tokens, (n_images, M, D) = int(mask.sum()), image_features.shape
     per_row = mask.sum(1).tolist()

@@ -576,11 +576,9 @@ def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows
     `prepare_stage2`."""
     import copy
 
-    import numpy as np
-
     from minimllm.assistant import AssistantConfig, InstructionBatches, chat_loss
     from minimllm.evaluate import evaluate_vqa
-    from minimllm.train import TrainConfig, train
+    from minimllm.train import Stage, final_loss, train_stages
     from minimllm.utils import count_parameters, seed_everything
 
     seed_everything(seed)
@@ -590,16 +588,15 @@ def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows
     batches = InstructionBatches(processor, train_data["scenes"], train_data["pixel_values"],
                                  mixture, batch_size, seed)
     report = memory_report(model.lm)
-    history = train(model, chat_loss, batches,
-                    TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10), seed=seed,
-                                log_every=0, device="cpu",
-                                optimizer="adamw8bit" if method == "qlora" else "adamw"))
+    optimizer = "adamw8bit" if method == "qlora" else "adamw"
+    history = train_stages(model, chat_loss, [Stage(2, steps, lr, batches, optimizer=optimizer)],
+                           seed, log=None, log_every=0, device="cpu")[2]
     scores, _ = evaluate_vqa(model, processor, test_rows)
     return {"method": method, "seed": seed, "steps": steps, "lr": lr, "rank": rank,
             "embeddings": train_embeddings,
             "trainable": count_parameters(model, trainable_only=True),
             "lm_bytes": report["bytes"], "s_per_step": history.seconds / steps,
-            "final_loss": float(np.mean(history.losses[-20:])), "losses": history.losses,
+            "final_loss": final_loss(history), "losses": history.losses,
             "vqa": scores}
 
 
@@ -642,10 +639,12 @@ class GPUPreset:
                    n_eval=8, stage1_steps=2, stage2_steps=3, batch_size=4, lora_rank=4)
 
 
-def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) -> dict:
+def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None,
+            seed: int = 0) -> dict:
     """Train the preset's assistant (pretraining, stage 1, QLoRA stage 2), evaluate it as
     `make assistant` does, save the adapters (and the base they need) and metrics.json, and
-    return the metrics with the peak memory the GPU saw (None on a CPU) next to the estimate."""
+    return the metrics with the peak memory the GPU saw (None on a CPU) next to the estimate.
+    `seed` seeds the weights, the pretraining batches and both stages' batches."""
     from minimllm.assistant import (
         AssistantConfig,
         InstructionBatches,
@@ -665,7 +664,7 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) 
     from minimllm.lm import LanguageModel, LMConfig, lm_loss, random_windows, tokenize_corpus
     from minimllm.mllm import MLLM, MLLMConfig, configure_stage
     from minimllm.pretrained import find_pretrained, load_tokenizer
-    from minimllm.train import TrainConfig, train
+    from minimllm.train import Stage, TrainConfig, final_loss, train, train_stages
     from minimllm.utils import artifacts_dir, count_parameters, get_device, seed_everything
     from minimllm.vision import ViTConfig, to_pixel_values
 
@@ -674,7 +673,7 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) 
     device, start = get_device(), time.perf_counter()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    seed_everything(0)
+    seed_everything(seed)
     tokenizer = load_tokenizer(find_pretrained("lm"))  # the course's tokenizer (chapter 01)
     config = MLLMConfig(vision=ViTConfig(**p.vision),
                         lm=LMConfig(vocab_size=len(tokenizer), **p.lm),
@@ -690,14 +689,16 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) 
     lm = LanguageModel(config.lm)
     tokens = tokenize_corpus(tokenizer, text_corpus(n_scenes=200 if quick else 20000, seed=0))
     log(f"pretraining the LM ({count_parameters(lm):,} parameters)")
-    train(lm, lm_loss, random_windows(tokens, p.lm_batch_size, 128),
-          TrainConfig(steps=p.lm_steps, lr=1e-3, device=device, optimizer="adamw8bit"))
+    train(lm, lm_loss, random_windows(tokens, p.lm_batch_size, 128, seed=seed),
+          TrainConfig(steps=p.lm_steps, lr=1e-3, seed=seed, device=device,
+                      optimizer="adamw8bit"))
     clip = ContrastiveModel(config.vision, TextConfig(vocab_size=len(tokenizer)), loss="siglip")
     pairs = make_pairs(64 if quick else 20000, captions_per_scene=2,
                        image_size=config.vision.image_size)
     log("pretraining the vision encoder (SigLIP)")
-    train(clip, contrastive_loss, PairSampler(pairs, tokenizer, p.vision_batch_size),
-          TrainConfig(steps=p.vision_steps, lr=1e-3, device=device, optimizer="adamw8bit"))
+    train(clip, contrastive_loss, PairSampler(pairs, tokenizer, p.vision_batch_size, seed=seed),
+          TrainConfig(steps=p.vision_steps, lr=1e-3, seed=seed, device=device,
+                      optimizer="adamw8bit"))
     model = MLLM(config, vision=clip.vision.cpu(), lm=lm.cpu())
     base = model.save_pretrained(out_dir / "base", tokenizer)  # what the adapters apply to
 
@@ -708,25 +709,24 @@ def gpu_job(out_dir=None, quick: bool = False, preset: GPUPreset | None = None) 
             "pixel_values": to_pixel_values([r["image"].convert("RGB") for r in dataset["train"]],
                                             config.vision.image_size)}
     processor = ChatProcessor(tokenizer, model.num_image_tokens, config.vision.image_size)
-    configure_stage(model, 1)
-    log("stage 1: the projector")
-    train(model, chat_loss, InstructionBatches(processor, scenes, data["pixel_values"],
-                                               {"describe": 1.0}, p.batch_size, 1),
-          TrainConfig(steps=p.stage1_steps, lr=3e-3, device=device))
-    prepare_stage2(model, "qlora", p.lora_rank, 2.0 * p.lora_rank, p.grad_checkpointing)
-    log(f"stage 2 (QLoRA): {memory_report(model)['trainable']:,} trained parameters")
     mixture = AssistantConfig().mixture  # chapter 07's instruction mixture
-    history = train(model, chat_loss, InstructionBatches(processor, scenes, data["pixel_values"],
-                                                         mixture, p.batch_size, 2),
-                    TrainConfig(steps=p.stage2_steps, lr=p.lr, device=device,
-                                optimizer="adamw8bit"))
+    stages = [
+        Stage(1, p.stage1_steps, 3e-3, InstructionBatches(
+            processor, scenes, data["pixel_values"], {"describe": 1.0}, p.batch_size, seed + 1),
+            lambda m: configure_stage(m, 1), trains="the projector"),
+        Stage(2, p.stage2_steps, p.lr, InstructionBatches(
+            processor, scenes, data["pixel_values"], mixture, p.batch_size, seed + 2),
+            lambda m: prepare_stage2(m, "qlora", p.lora_rank, 2.0 * p.lora_rank,
+                                     p.grad_checkpointing),
+            optimizer="adamw8bit", trains="LoRA adapters on the NF4 LM (QLoRA)")]
+    history = train_stages(model, chat_loss, stages, seed, log=log, device=device)[2]
     results = evaluate_assistant(model, processor, dataset, scenes)
     for line in report_lines(results):
         print(line)
     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
     metrics = {**results, "seconds": round(time.perf_counter() - start, 1), "device": str(device),
                "quick": quick, "estimated_bytes": estimate, "peak_bytes": peak,
-               "stage2_final_loss": float(sum(history.losses[-10:]) / len(history.losses[-10:]))}
+               "stage2_final_loss": final_loss(history), "seed": seed}
     save_adapters(model, out_dir / "adapters",
                   {"base": str(base), "method": "qlora", "rank": p.lora_rank,
                    "alpha": 2.0 * p.lora_rank})

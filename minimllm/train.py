@@ -11,7 +11,8 @@ data-parallel training on several processes (PyTorch's DistributedDataParallel u
 __all__ = ["make_optimizer", "OPTIMIZERS", "TrainConfig", "lr_multiplier", "History",
     "plot_history", "WEIGHTS_FILE", "STATE_FILE", "save_checkpoint", "check_checkpoint_folder",
     "load_checkpoint", "to_device", "init_distributed", "train", "evaluate", "set_trainable",
-    "freeze", "unfreeze", "trainable_report"]
+    "freeze", "unfreeze", "trainable_report", "Stage", "FINAL_LOSS_STEPS", "final_loss",
+    "train_stages"]
 
 
 # %% notebooks/01_language_model.ipynb cell 36
@@ -532,3 +533,58 @@ def trainable_report(model: torch.nn.Module, parts: Iterable[str] | None = None,
         for name, (t, n) in report.items():
             print(f"{name:<10}{t:>12,}{n:>12,}{t / max(n, 1):>9.1%}")
     return report
+
+
+@dataclass
+class Stage:
+    """One stage of a staged run, as LLaVA trains (Liu et al. 2023, "Visual Instruction Tuning":
+    stage 1 aligns the projector with the rest frozen, stage 2 tunes more). `prepare(model)` sets
+    what trains (see `freeze`), then `train` runs `steps` steps on `batches` (an iterable, or a
+    function step -> batch) at peak `lr`, warming up over the first `warmup` share of the steps,
+    with `optimizer` ("adamw" or "adamw8bit"). `name` labels the stage (1, 2, "stage 2", ...);
+    `trains` says in words what it trains, for the log."""
+
+    name: Any
+    steps: int
+    lr: float
+    batches: Any
+    prepare: Callable[[torch.nn.Module], Any] | None = None
+    warmup: float = 0.1
+    optimizer: str = "adamw"
+    trains: str = ""
+
+
+FINAL_LOSS_STEPS = 20
+
+
+def final_loss(history: History, last: int = FINAL_LOSS_STEPS) -> float:
+    """Where a run ended: the mean loss of its last `last` steps (one step's loss is noisy)."""
+    losses = history.losses[-last:]
+    if not losses:
+        raise ValueError("final_loss: the history holds no step")
+    return sum(losses) / len(losses)
+
+
+def train_stages(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+                 stages: Iterable[Stage], seed: int = 0, log: Callable[[str], Any] | None = print,
+                 **config) -> dict[Any, History]:
+    """Train `model` through `stages` in order: each is prepared, then trained by one `train` run
+    (its own optimizer, warm-up and cosine), every one with `seed`. `config` goes to every
+    `TrainConfig` (device, log_every, ...). `log` gets a line as each stage starts (what trains,
+    how many parameters) and ends (`final_loss`); None: no lines. Returns {stage name: History}."""
+    histories = {}
+    for stage in stages:
+        if stage.prepare is not None:
+            stage.prepare(model)
+        trained, total = trainable_report(model, show=False)["total"]
+        if log is not None:
+            what = f"{stage.trains} " if stage.trains else ""
+            log(f"stage {stage.name}: training {what}({trained:,} of {total:,} parameters), "
+                f"{stage.steps} steps")
+        warmup = max(1, int(stage.steps * stage.warmup + 1e-9))
+        histories[stage.name] = train(model, loss_fn, stage.batches, TrainConfig(
+            steps=stage.steps, lr=stage.lr, warmup_steps=warmup, seed=seed,
+            optimizer=stage.optimizer, **config))
+        if log is not None:
+            log(f"stage {stage.name} done: final loss {final_loss(histories[stage.name]):.4f}")
+    return histories

@@ -228,6 +228,13 @@ MLLM = {
     "pixels of the wrong size": (lambda: tiny_mllm()(two_prompts()["input_ids"],
                                                      torch.zeros(2, 3, 48, 48)), ValueError,
                                  "resize"),
+    "no prompts": (lambda: processor()([]), ValueError, "no prompts"),
+    "float pixels in 0-255": (lambda: processor()([f"{IMAGE_TOKEN} hi"],
+                                                  torch.full((1, 3, 32, 32), 200.0)),
+                              ValueError, "in \\[-1, 1\\].*uint8"),
+    "features of one image without the image axis": (
+        lambda: mllm.merge_image_features(torch.zeros(1, 4, 16), torch.tensor([[3, 3, 1, 1]]),
+                                          torch.zeros(2, 16)), ValueError, r"\(n_images, M, D\)"),
     "unknown projector": (lambda: mllm.MLLMConfig(projector="transformer"), ValueError,
                           "choose one of"),
     "prompts of unequal length": (lambda: tiny_mllm().generate(
@@ -250,6 +257,13 @@ MLLM = {
 @pytest.mark.parametrize("name", MLLM)
 def test_processor_and_mllm(name):
     check(*MLLM[name])
+
+
+def test_uint8_pixel_tensors_are_scaled_as_to_pixel_values_scales_them():
+    pixels = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    got = processor()([f"{IMAGE_TOKEN} a", f"{IMAGE_TOKEN} b"], pixels)["pixel_values"]
+    assert torch.equal(got, vision.to_pixel_values(pixels, image_size=32))
+    assert got.min() >= -1 and got.max() <= 1
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def test_the_gpu_preset_refuses_a_cpu_and_quick_mode_means_the_same_from_env(mon
     import minimllm.utils
 
     runs = []
-    monkeypatch.setattr(minimllm.quant, "gpu_job", lambda quick: runs.append(quick))
+    monkeypatch.setattr(minimllm.quant, "gpu_job", lambda quick, seed: runs.append(quick))
     monkeypatch.setattr(minimllm.utils, "get_device", lambda: minimllm.utils.torch.device("cpu"))
     monkeypatch.setenv("MINIMLLM_QUICK", "0")
     with pytest.raises(SystemExit, match="no CUDA GPU here.*--quick.*--force"):
@@ -58,4 +58,8 @@ def test_the_gpu_preset_refuses_a_cpu_and_quick_mode_means_the_same_from_env(mon
     assert cli.main(["train", "--preset", "gpu", "--force"]) == 0
     monkeypatch.setenv("MINIMLLM_QUICK", "1")  # the variable is the flag
     assert cli.main(["train", "--preset", "gpu"]) == 0
+    seeds = []
+    monkeypatch.setattr(minimllm.quant, "gpu_job", lambda quick, seed: seeds.append(seed))
+    cli.main(["train", "--preset", "gpu", "--seed", "3"])
+    assert seeds == [3], "--seed reaches the GPU job"
     assert runs == [False, True]

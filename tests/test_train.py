@@ -242,3 +242,37 @@ def test_the_same_seed_gives_the_same_loss_curve_on_cpu(tokens, one_thread):
     assert losses_a[-1] < losses_a[0]
     losses_c, _ = _lm_run(tokens, seed=4)
     assert losses_c != losses_a  # the seed does decide the run
+
+
+def test_train_stages_is_one_train_run_per_stage_after_its_prepare():
+    """Stage 1 trains only the last layer (its prepare freezes the first); stage 2 unfreezes and
+    trains all, on its own batches. The result equals two `train` runs by hand, and the log
+    names each stage's trainable parameters and its final loss."""
+    from minimllm.train import Stage, final_loss, freeze, train_stages, unfreeze
+
+    def stages(model, batches):
+        return [Stage(1, 6, 1e-2, batches, lambda m: freeze(m[0]), trains="the head"),
+                Stage("two", 8, 5e-3, lambda step: batches(step + 50), unfreeze)]
+
+    model, batches, loss_fn = _problem()
+    first = model[0].weight.clone()
+    lines = []
+    histories = train_stages(model, loss_fn, stages(model, batches), seed=3, log=lines.append,
+                             device="cpu", log_every=0)
+    assert list(histories) == [1, "two"] and len(histories[1].losses) == 6
+    assert lines[0] == "stage 1: training the head (49 of 193 parameters), 6 steps"
+    assert lines[3].startswith("stage two done: final loss ")
+    assert float(lines[3].split()[-1]) == pytest.approx(final_loss(histories["two"]), abs=1e-4)
+
+    by_hand, _, _ = _problem()
+    freeze(by_hand[0])
+    train(by_hand, loss_fn, batches, TrainConfig(steps=6, lr=1e-2, warmup_steps=1, seed=3,
+                                                 device="cpu", log_every=0))
+    assert torch.equal(by_hand[0].weight, first)  # stage 1 left the frozen layer alone
+    unfreeze(by_hand)
+    train(by_hand, loss_fn, lambda step: batches(step + 50),
+          TrainConfig(steps=8, lr=5e-3, warmup_steps=1, seed=3, device="cpu", log_every=0))
+    for a, b in zip(model.parameters(), by_hand.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="no step"):
+        final_loss(History())
