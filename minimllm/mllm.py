@@ -22,7 +22,14 @@ from torch import nn
 
 from minimllm.lm import KVCache, LanguageModel, LMConfig, LMOutput, check_prompts
 from minimllm.lm import generate as lm_generate
-from minimllm.pretrained import CONFIG_FILE, Config, Pretrained, load_tokenizer, replace_folder
+from minimllm.pretrained import (
+    CONFIG_FILE,
+    Config,
+    Pretrained,
+    find_pretrained,
+    load_tokenizer,
+    replace_folder,
+)
 from minimllm.projectors import PROJECTORS, build_projector
 from minimllm.tokenizer import (
     CHAT_TEMPLATE,
@@ -48,6 +55,7 @@ def load_towers(allow_random: bool = False, device=None):
     device = device or get_device()
     try:
         lm, tokenizer = load_reference(device)
+        print(f"language model from {find_pretrained('lm')}")  # yours (artifacts) or the reference
     except FileNotFoundError as error:
         if not allow_random:
             raise
@@ -59,6 +67,7 @@ def load_towers(allow_random: bool = False, device=None):
         lm = LanguageModel(LMConfig(vocab_size=len(tokenizer))).to(device)
     try:
         vision = load_vision_encoder(device=device)
+        print(f"vision encoder from {find_pretrained('vision')}")
     except FileNotFoundError as error:
         if not allow_random:
             raise
