@@ -5,9 +5,9 @@ from the pretrained towers. Stage 1 aligns the projector on descriptions; stage 
 mixture of descriptions, short-answer questions of every type, multi-turn conversations and
 text-only questions. Then `evaluate_assistant` measures it and the model is saved."""
 
-__all__ = ["TASKS", "TEXT_QTYPES", "task_messages", "text_turn", "InstructionBatches", "chat_loss",
-    "AssistantConfig", "evaluate_assistant", "report_lines", "main_job", "save_pictures",
-    "train_reference"]
+__all__ = ["TASKS", "TEXT_QTYPES", "ANSWER_STYLES", "answer_text", "task_messages", "text_turn",
+    "InstructionBatches", "chat_loss", "AssistantConfig", "evaluate_assistant",
+    "heldout_phrasings", "report_lines", "main_job", "save_pictures", "train_reference"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 16
@@ -20,13 +20,21 @@ import torch
 
 from minimllm.captioning import CAPTION_STYLE, caption_accuracy, save_stage_losses
 from minimllm.chat import FORMAT_PROMPT, ChatProcessor, chat, image_turn, vqa_messages
-from minimllm.data import DESCRIBE_REQUESTS, make_caption, make_conversation, make_questions
+from minimllm.data import (
+    DESCRIBE_REQUESTS,
+    make_caption,
+    make_conversation,
+    make_questions,
+    reasoned_answer,
+)
 from minimllm.evaluate import (
     POPE_SETTINGS,
+    answer_prior,
     evaluate_vqa,
     pair_frequencies,
     pope,
     position_precision,
+    prior_accuracy,
     show_answers,
 )
 from minimllm.mllm import MLLM, STAGES, MLLMConfig, configure_stage, load_towers, unfreeze_vision
@@ -35,30 +43,51 @@ from minimllm.vision import to_pixel_values
 
 TASKS = ("describe", "vqa", "conversation", "text")
 TEXT_QTYPES = ("color", "shape", "size", "position", "count", "existence")  # a caption answers them
+ANSWER_STYLES = ("short", "described")
+
+
+def answer_text(scene: dict, question: dict, style: str = "short") -> str:
+    """What the assistant says to a visual question. "short": the bare answer (LLaVA-1.5's short
+    answers). "described": the scene's description first, then the answer after ", so" ("a large
+    red circle in the top left and a small blue star in the center, so red"), a relation's answer
+    reasoned out after it (`data.reasoned_answer`). The model then answers from what it has just
+    written, as the foundation LM answers from a caption (chapter 01): a chain of thought
+    (Wei et al. 2022) whose first step is the description. `evaluate.final_answer` scores the
+    end."""
+    if style not in ANSWER_STYLES:
+        raise ValueError(f"answer style {style!r}: choose from {ANSWER_STYLES}")
+    if style == "short":
+        return question["answer"]
+    caption = make_caption(scene, style=CAPTION_STYLE).rstrip(".")
+    if question.get("reasoning"):
+        return f"{caption}. {reasoned_answer(question)}"
+    return f"{caption}, so {question['answer']}"
 
 
 def task_messages(task: str, scene: dict, rng: np.random.Generator,
-                  format_prompt: str = FORMAT_PROMPT) -> list[dict]:
+                  format_prompt: str = FORMAT_PROMPT, answer_style: str = "short") -> list[dict]:
     """One training conversation about `scene`:
     - "describe": a request for a description, answered with the "positions" caption;
-    - "vqa": one short-answer question of a random type, with the format prompt;
+    - "vqa": one question of a random type, with the format prompt, answered in `answer_style`;
     - "conversation": a description and / or up to three questions, the image in the first turn;
     - "text": no image; the caption is in the user's text, then a question (the LM keeps reading
-      text, LLaVA-1.5 mixes in text-only data for the same reason)."""
+      text, LLaVA-1.5 mixes in text-only data for the same reason); a relation's answer is
+      reasoned out, as the foundation LM learned, when the answers are "described"."""
     if task == "describe":
         return [image_turn(str(rng.choice(DESCRIBE_REQUESTS))),
                 {"role": "assistant", "content": make_caption(scene, style=CAPTION_STYLE)}]
     if task == "vqa":
         questions = make_questions(scene, rng)  # one per type; pick one
         q = questions[int(rng.integers(len(questions)))]
-        return vqa_messages(q["question"], q["answer"], format_prompt)
+        return vqa_messages(q["question"], answer_text(scene, q, answer_style), format_prompt)
     if task == "conversation":
         messages = make_conversation(scene, rng)
         return [image_turn(messages[0]["content"]), *messages[1:]]
     if task == "text":
         q = make_questions(scene, rng, [str(rng.choice(TEXT_QTYPES))])[0]
+        answer = reasoned_answer(q, reasoned=answer_style == "described")
         return [text_turn(scene, q["question"], format_prompt),
-                {"role": "assistant", "content": q["answer"]}]
+                {"role": "assistant", "content": answer}]
     raise ValueError(f"unknown task {task!r}: choose from {TASKS}")
 
 
@@ -80,7 +109,7 @@ class InstructionBatches:
 
     def __init__(self, processor: ChatProcessor, scenes: list[dict], pixel_values: torch.Tensor,
                  mixture: dict[str, float], batch_size: int = 32, seed: int = 0,
-                 format_prompt: str = FORMAT_PROMPT):
+                 format_prompt: str = FORMAT_PROMPT, answer_style: str = "short"):
         if (set(mixture) - set(self.tasks_known) or not mixture or min(mixture.values()) < 0
                 or sum(mixture.values()) <= 0):
             raise ValueError(f"mixture {mixture}: give weights >= 0, not all 0, to the tasks "
@@ -91,6 +120,7 @@ class InstructionBatches:
         self.tasks = list(mixture)
         self.weights = np.array([mixture[t] for t in self.tasks]) / sum(mixture.values())
         self.batch_size, self.seed, self.format_prompt = batch_size, seed, format_prompt
+        self.answer_style = answer_style
 
     def __call__(self, step: int) -> dict:
         rng = np.random.default_rng([self.seed, step])
@@ -103,7 +133,7 @@ class InstructionBatches:
 
     def messages(self, task: str, scene: dict, rng: np.random.Generator) -> list[dict]:
         """One training conversation of `task` about `scene` (`task_messages`)."""
-        return task_messages(task, scene, rng, self.format_prompt)
+        return task_messages(task, scene, rng, self.format_prompt, self.answer_style)
 
 
 def chat_loss(model: MLLM, batch: dict) -> torch.Tensor:
@@ -130,6 +160,7 @@ class AssistantConfig:
     mixture: dict = field(default_factory=lambda: {"describe": 0.4, "vqa": 0.4,
                                                    "conversation": 0.1, "text": 0.1})
     format_prompt: str = FORMAT_PROMPT  # LLaVA-1.5's instruction for short answers
+    answer_style: str = "short"       # or "described": the description, then the answer
     targets: dict = field(default_factory=lambda: {"vqa": 0.9, "caption": 0.9, "pope_f1": 0.9})
 
     @classmethod
@@ -140,12 +171,21 @@ class AssistantConfig:
 
 def evaluate_assistant(model: MLLM, processor: ChatProcessor, dataset, train_scenes,
                        format_prompt: str = FORMAT_PROMPT, seed: int = 0) -> dict:
-    """Everything the main job reports: VQA accuracy per type on test and test_compositional,
-    caption scores on test ("describe the image."), and POPE in its three settings (the popular
-    pairs counted on `train_scenes`)."""
+    """Everything the main job reports: VQA accuracy per type on test, on test in held-out
+    phrasings and on test_compositional, beside two blind baselines on test (the answer prior
+    counted on the training questions; the model shown an empty scene), caption scores on test
+    ("describe the image."), and POPE in its three settings (the popular pairs counted on
+    `train_scenes`)."""
     test, comp = dataset["test"], dataset["test_compositional"]
     out = {"vqa_test": evaluate_vqa(model, processor, test, format_prompt)[0],
+           "vqa_heldout": evaluate_vqa(model, processor, heldout_phrasings(test, seed),
+                                       format_prompt)[0],
            "vqa_compositional": evaluate_vqa(model, processor, comp, format_prompt)[0]}
+    train = dataset["train"]
+    prior = answer_prior(train["answer"], train["qtype"])
+    out["vqa_blind"] = {"answer prior": prior_accuracy(prior, test["answer"], test["qtype"]),
+                        "no image": evaluate_vqa(model, processor, test, format_prompt,
+                                                 blind=True)[0]}
     captions = chat(model, processor, [[image_turn("describe the image.")]] * len(test),
                     [r["image"].convert("RGB") for r in test])
     scenes = [{"objects": r["objects"]} for r in test]
@@ -156,12 +196,27 @@ def evaluate_assistant(model: MLLM, processor: ChatProcessor, dataset, train_sce
     return out
 
 
+def heldout_phrasings(rows, seed: int = 0) -> list[dict]:
+    """Each row's scene asked a question of the same type in a held-out phrasing
+    (`data.HELDOUT_TEMPLATES`, in no training text), with its image and answer."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in rows:
+        scene = {"objects": r["objects"], "defects": r["defects"]}
+        q = make_questions(scene, rng, [r["qtype"]], phrasings="heldout")[0]
+        out.append({**q, "image": r["image"]})
+    return out
+
+
 def report_lines(results: dict) -> list[str]:
     """The lines the main job prints, each with the word "accuracy"."""
     v, c, p = results["vqa_test"], results["caption"], results["pope"]
     per_type = ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k != "overall")
-    adversarial = p["adversarial"]
+    adversarial, blind = p["adversarial"], results["vqa_blind"]
     return [f"held-out VQA accuracy: {v['overall']:.3f} ({per_type})",
+            "blind VQA accuracy: " + ", ".join(f"{name} {s['overall']:.3f}"
+                                               for name, s in blind.items()),
+            f"held-out phrasings VQA accuracy: {results['vqa_heldout']['overall']:.3f}",
             f"compositional VQA accuracy: {results['vqa_compositional']['overall']:.3f} "
             "(scenes with colour-shape pairs never seen in training)",
             f"held-out caption accuracy: {c['accuracy']:.3f} (position recall "
@@ -175,12 +230,13 @@ def report_lines(results: dict) -> list[str]:
 
 # %% notebooks/07_instruction_tuning.ipynb cell 33
 def main_job(out_dir=None, quick: bool = False, seed: int = 0,
-             config: AssistantConfig | None = None) -> dict:
+             config: AssistantConfig | None = None, reference_towers: bool = False) -> dict:
     """Train and evaluate the course's assistant from the pretrained towers: stage 1 (projector,
     descriptions), stage 2 (the instruction mixture), `evaluate_assistant`; the model,
     metrics.json, answers.png and loss.png go to `out_dir` (default data/artifacts/assistant;
     data/artifacts/assistant-quick in quick mode). Returns the metrics; `metrics["passed"]` says
-    whether every target of `config.targets` was reached."""
+    whether every target of `config.targets` was reached. `reference_towers`: start from the
+    shipped checkpoints even when you have trained towers of your own (`load_towers`)."""
     import matplotlib.pyplot as plt
 
     from minimllm.data import load_dataset
@@ -197,7 +253,8 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
 
     print(f"main job: a Shapes World assistant ({'quick' if quick else 'full'} mode, {device})")
     seed_everything(seed)
-    vision, lm, tokenizer = load_towers(allow_random=True, device=device)
+    vision, lm, tokenizer = load_towers(allow_random=True, device=device,
+                                        reference=reference_towers)
     log("loading Shapes World ...")
     dataset = load_dataset(n_train=c.n_train, n_test=c.n_eval, n_compositional=c.n_eval)
     scenes = [{"objects": r["objects"], "defects": r["defects"]} for r in dataset["train"]]
@@ -217,7 +274,8 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
         return configure
 
     stages = [Stage(st, steps, lr, InstructionBatches(processor, scenes, pixel_values, mixture,
-                                                      c.batch_size, seed + st, c.format_prompt),
+                                                      c.batch_size, seed + st, c.format_prompt,
+                                                      c.answer_style),
                     prepare(st), trains=f"{', '.join(trains[st])} on {mixture}")
               for st, steps, lr, mixture in ((1, c.stage1_steps, c.stage1_lr, {"describe": 1.0}),
                                              (2, c.stage2_steps, c.stage2_lr, c.mixture))]

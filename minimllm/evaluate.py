@@ -5,10 +5,10 @@ question type (exact match after normalisation, as the VQA benchmarks score), ca
 a POPE-style hallucination probe (Li et al. 2023, "Evaluating Object Hallucination in Large
 Vision-Language Models"), adapted to Shapes World."""
 
-__all__ = ["NUMBER_WORDS", "ARTICLES", "normalize_answer", "final_answer", "vqa_accuracy",
-    "answer_prior", "prior_accuracy", "evaluate_vqa", "position_precision", "POPE_TEMPLATE",
-    "POPE_SETTINGS", "pair_frequencies", "pope_questions", "yes_probability", "auroc",
-    "binary_metrics", "constant_pope", "pope", "show_answers"]
+__all__ = ["NUMBER_WORDS", "ARTICLES", "ANSWER_TOKENS", "normalize_answer", "final_answer",
+    "vqa_accuracy", "answer_prior", "prior_accuracy", "evaluate_vqa", "position_precision",
+    "POPE_TEMPLATE", "POPE_SETTINGS", "pair_frequencies", "pope_questions", "yes_probability",
+    "auroc", "binary_metrics", "constant_pope", "pope", "show_answers"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 22
@@ -17,14 +17,17 @@ from collections import Counter
 
 import numpy as np
 import torch
+from PIL import Image
 
-from minimllm.chat import ChatProcessor, batches_of_equal_length, chat, image_turn, vqa_messages
-from minimllm.data import COLORS, HELDOUT_TEMPLATES, PHRASINGS, SHAPES
+from minimllm.chat import ChatProcessor, chat, image_turn, vqa_messages
+from minimllm.data import BACKGROUND_RGB, COLORS, HELDOUT_TEMPLATES, PHRASINGS, SHAPES
+from minimllm.lm import REASONING_TOKENS
 from minimllm.mllm import MLLM
 
 NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three", "four", "five",
                                                   "six", "seven", "eight", "nine", "ten"))}
 ARTICLES = {"a", "an", "the"}
+ANSWER_TOKENS = 48 + REASONING_TOKENS  # room for a description and a reasoned answer
 
 
 def normalize_answer(text: str) -> str:
@@ -75,13 +78,18 @@ def prior_accuracy(prior: dict[str, str], answers, qtypes) -> dict[str, float]:
 
 
 def evaluate_vqa(model: MLLM, processor: ChatProcessor, rows, format_prompt: str | None = None,
-                 batch_size: int = 64) -> tuple[dict[str, float], list[str]]:
+                 batch_size: int = 64, blind: bool = False) -> tuple[dict[str, float], list[str]]:
     """(`vqa_accuracy` scores, the model's answers) on dataset rows with image, question, answer
-    and qtype: a Shapes World split, or a list of such dicts."""
+    and qtype: a Shapes World split, or a list of such dicts. `blind=True` shows the model an
+    empty scene (the background alone) in place of each image: the model without the image, a
+    blind baseline beside the answer prior. Replies get `ANSWER_TOKENS` tokens."""
     kw = {} if format_prompt is None else {"format_prompt": format_prompt}
     conversations = [vqa_messages(r["question"], **kw) for r in rows]
     images = [r["image"].convert("RGB") for r in rows]
-    answers = chat(model, processor, conversations, images, max_new_tokens=8, batch_size=batch_size)
+    if blind:
+        images = [Image.new("RGB", im.size, BACKGROUND_RGB) for im in images]
+    answers = chat(model, processor, conversations, images, max_new_tokens=ANSWER_TOKENS,
+                   batch_size=batch_size)
     scores = vqa_accuracy(answers, [r["answer"] for r in rows], [r["qtype"] for r in rows])
     return scores, answers
 
@@ -153,18 +161,28 @@ def pope_questions(scene: dict, rng: np.random.Generator, setting: str,
 # %% notebooks/07_instruction_tuning.ipynb cell 28
 @torch.no_grad()
 def yes_probability(model: MLLM, processor: ChatProcessor, conversations, images,
-                    batch_size: int = 128) -> np.ndarray:
-    """P(yes) / (P(yes) + P(no)) from the next-token distribution after each prompt (over the
-    first tokens of the replies "yes" and "no"): one forward pass, no generation."""
-    yes, no = (processor.tokenizer(w, add_special_tokens=False).input_ids[0] for w in ("yes", "no"))
+                    prefixes=None, batch_size: int = 128) -> np.ndarray:
+    """P(yes) / (P(yes) + P(no)) from the next-token distribution where each reply gives its
+    answer: after the prompt, or after the reply's own `prefixes[i]` (a reasoned reply up to its
+    last ", so"; the first tokens of " yes" and " no" then). One forward pass, no generation."""
+    tok = processor.tokenizer
+    prefixes = prefixes if prefixes is not None else [""] * len(conversations)
+    rows = [processor.tokenize(c, add_generation_prompt=True)[0]
+            + tok(p, add_special_tokens=False).input_ids for c, p in zip(conversations, prefixes)]
+    choices = {lead: [tok(lead + w, add_special_tokens=False).input_ids[0] for w in ("yes", "no")]
+               for lead in ("", " ")}
     out = np.zeros(len(conversations))
     model.eval()
-    for chunk in batches_of_equal_length(processor, conversations, batch_size):
-        inputs = processor([conversations[i] for i in chunk], [images[i] for i in chunk],
-                           add_generation_prompt=True)
-        logits = model(inputs["input_ids"].to(model.device),
-                       inputs["pixel_values"].to(model.device)).logits      # (b, T, V)
-        out[chunk] = logits[:, -1, [yes, no]].float().softmax(-1)[:, 0].cpu().numpy()
+    for length in sorted({len(r) for r in rows}):  # prompts of one length per batch
+        group = [i for i, r in enumerate(rows) if len(r) == length]
+        for k in range(0, len(group), batch_size):
+            chunk = group[k:k + batch_size]
+            ids = torch.tensor([rows[i] for i in chunk], device=model.device)
+            pixels = processor.pixel_values([images[i] for i in chunk]).to(model.device)
+            last = model(ids, pixels).logits[:, -1].float()                    # (b, V)
+            pair = torch.tensor([choices[" " if prefixes[i] else ""] for i in chunk],
+                                device=model.device)                           # (b, 2)
+            out[chunk] = last.gather(1, pair).softmax(-1)[:, 0].cpu().numpy()
     return out
 
 
@@ -208,8 +226,9 @@ def constant_pope(labels) -> dict[str, dict[str, float]]:
 
 def pope(model: MLLM, processor: ChatProcessor, rows, setting: str, popular=None,
          seed: int = 0) -> dict:
-    """The POPE probe on dataset rows (image and objects) in one setting: `binary_metrics`
-    (answer "yes" when P(yes) > 0.5) and the number of questions."""
+    """The POPE probe on dataset rows (image and objects) in one setting, scored as POPE scores:
+    on the generated answer (its `final_answer` is "yes" or not): `binary_metrics` with the AUROC
+    of P(yes) where the reply answers (`yes_probability`), and the number of questions."""
     rng = np.random.default_rng(seed)
     conversations, images, labels = [], [], []
     for r in rows:
@@ -218,8 +237,11 @@ def pope(model: MLLM, processor: ChatProcessor, rows, setting: str, popular=None
             conversations.append([image_turn(q["question"])])
             images.append(image)
             labels.append(q["answer"] == "yes")
-    p_yes = yes_probability(model, processor, conversations, images)
-    return {**binary_metrics(labels, p_yes > 0.5, p_yes), "n": len(labels)}
+    replies = chat(model, processor, conversations, images, max_new_tokens=ANSWER_TOKENS)
+    said_yes = [normalize_answer(final_answer(r)) == "yes" for r in replies]
+    prefixes = [r.rsplit(", so ", 1)[0] + ", so" if ", so " in r else "" for r in replies]
+    p_yes = yes_probability(model, processor, conversations, images, prefixes)
+    return {**binary_metrics(labels, said_yes, p_yes), "n": len(labels)}
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 30

@@ -43,19 +43,25 @@ from minimllm.train import set_trainable, unfreeze
 from minimllm.vision import VisionTransformer, ViTConfig, to_pixel_values
 
 
-def load_towers(allow_random: bool = False, device=None):
+def load_towers(allow_random: bool = False, device=None, reference: bool = False):
     """(vision encoder, language model, tokenizer): the reader's own artifacts when present, else
-    the reference checkpoints (`find_pretrained`). With `allow_random=True` a missing checkpoint
-    is replaced by an untrained tower (and a tokenizer trained on the fly), with a printed
-    warning."""
+    the reference checkpoints (`find_pretrained`); `reference=True` takes the reference ones
+    even when yours exist (experiments that compare recipes on one foundation). With
+    `allow_random=True` a missing checkpoint is replaced by an untrained tower (and a tokenizer
+    trained on the fly), with a printed warning."""
     from minimllm.contrastive import load_vision_encoder
-    from minimllm.lm import load_reference
-    from minimllm.utils import get_device
+    from minimllm.utils import checkpoints_dir, get_device
 
     device = device or get_device()
+
+    def folder(name: str) -> Path:
+        path = checkpoints_dir() / name if reference else find_pretrained(name)
+        print(f"{name}: loading {path}")  # yours (data/artifacts) or the reference
+        return path
+
     try:
-        lm, tokenizer = load_reference(device)
-        print(f"language model from {find_pretrained('lm')}")  # yours (artifacts) or the reference
+        path = folder("lm")
+        lm, tokenizer = LanguageModel.from_pretrained(path, device), load_tokenizer(path)
     except FileNotFoundError as error:
         if not allow_random:
             raise
@@ -66,8 +72,7 @@ def load_towers(allow_random: bool = False, device=None):
         tokenizer = train_tokenizer(text_corpus(n_scenes=2000, seed=0), vocab_size=1024)
         lm = LanguageModel(LMConfig(vocab_size=len(tokenizer))).to(device)
     try:
-        vision = load_vision_encoder(device=device)
-        print(f"vision encoder from {find_pretrained('vision')}")
+        vision = load_vision_encoder(folder("vision"), device=device)
     except FileNotFoundError as error:
         if not allow_random:
             raise

@@ -285,3 +285,74 @@ def test_minimllm_assistant_exits_non_zero_below_the_targets(monkeypatch):
         monkeypatch.setattr(minimllm.assistant, "main_job",
                             lambda quick, seed, p=passed: {"passed": p})
         assert main(["assistant", "--quick"]) == code
+
+
+def test_heldout_phrasings_ask_the_same_scenes_in_wordings_no_training_text_uses():
+    from minimllm.assistant import heldout_phrasings
+    from minimllm.data import QTYPES, make_questions
+
+    rows = []
+    for k, scene in enumerate(scenes(40, seed=7)):
+        qtype = [t for t in QTYPES if t != "defect"][k % (len(QTYPES) - 1)]
+        if qtype == "relation" and len(scene["objects"]) < 2:
+            qtype = "count"
+        rows.append({**scene, "defects": [], "qtype": qtype, "question": "q", "answer": "a",
+                     "image": render_scene(scene)})
+    asked = heldout_phrasings(rows, seed=1)
+    training = " ".join(text_corpus(n_scenes=300, seed=0))
+    twins = np.random.default_rng(1)  # the same draws in the training phrasings
+    for row, q in zip(rows, asked):
+        twin = make_questions({"objects": row["objects"], "defects": []}, twins, [row["qtype"]])[0]
+        assert q["qtype"] == row["qtype"] and q["image"] is row["image"]
+        assert q["answer"] == twin["answer"] and q["question"] != twin["question"]
+        assert q["question"] not in training
+
+
+def test_blind_vqa_shows_the_model_an_empty_scene(processor, monkeypatch):
+    import minimllm.evaluate as evaluate
+    from minimllm.data import BACKGROUND_RGB
+
+    seen = {}
+
+    def fake_chat(model, processor, conversations, images, **kw):
+        seen["images"] = images
+        return ["red"] * len(conversations)
+
+    monkeypatch.setattr(evaluate, "chat", fake_chat)
+    rows = [{"image": render_scene(s), "question": "what colour is the circle?",
+             "answer": "red", "qtype": "color"} for s in scenes(3)]
+    evaluate.evaluate_vqa(None, processor, rows)
+    def colours(im):
+        return {tuple(c) for c in np.asarray(im).reshape(-1, 3)}
+
+    assert all(len(colours(im)) > 1 for im in seen["images"]), "the real images"
+    scores, _ = evaluate.evaluate_vqa(None, processor, rows, blind=True)
+    assert scores["overall"] == 1.0
+    for im, row in zip(seen["images"], rows):
+        assert im.size == row["image"].size and colours(im) == {BACKGROUND_RGB}
+
+
+def test_yes_probability_reads_where_the_reply_answers(tokenizer, processor):
+    from minimllm.evaluate import yes_probability
+
+    torch.manual_seed(1)
+    lm = LMConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=4, n_kv_heads=2,
+                  ffn_dim=64, max_seq_len=128)
+    model = MLLM(MLLMConfig(vision=ViTConfig(**VIT), lm=lm, projector="c_abstractor",
+                            num_image_tokens=4)).eval()
+    images = [render_scene(s) for s in scenes(2)]
+    asked = [image_turn("is there a red circle in the image?")] * 2
+    prefixes = ["", "a large red circle in the top left, so"]
+    p = yes_probability(model, processor, [[m] for m in asked], images, prefixes)
+    yes_no = {lead: [processor.tokenizer(lead + w, add_special_tokens=False).input_ids[0]
+                     for w in ("yes", "no")] for lead in ("", " ")}
+    for i, (prefix, lead) in enumerate(zip(prefixes, ("", " "))):
+        # the same probability read from a whole conversation, teacher-forced
+        reply = f"{prefix} yes" if prefix else "yes"
+        batch = processor([[asked[i], {"role": "assistant", "content": reply}]], [images[i]])
+        ids = batch["input_ids"][0].tolist()
+        at = ids.index(yes_no[lead][0]) - 1  # the position that predicts the answer
+        with torch.no_grad():
+            logits = model(batch["input_ids"], batch["pixel_values"]).logits[0, at]
+        want = logits[yes_no[lead]].softmax(-1)[0].item()
+        assert p[i] == pytest.approx(want, abs=1e-5)

@@ -1,0 +1,134 @@
+"""Stage-2 recipes for the assistant, measured: chapter 07's main job with some settings changed.
+
+    python scripts/assistant_sweep.py --name base --seeds 0 1
+    python scripts/assistant_sweep.py --name steps2000 --set stage2_steps=2000 --seeds 0 1
+    python scripts/assistant_sweep.py --name vqa-heavy \
+        --set 'mixture={"describe": 0.2, "vqa": 0.6, "conversation": 0.1, "text": 0.1}'
+
+Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
+FIELD=VALUE` (VALUE as JSON, else as a string), from the foundation LM and vision encoder in
+data/checkpoints (never your own artifacts: the sweep compares recipes on one foundation). Its
+model goes to runs/assistant_sweeps/<name>-s<seed>/ and its metrics (every benchmark of
+`evaluate_assistant`, both blind baselines included) to the JSON cache, keyed by name and seed:
+a run already there is skipped, so an interrupted sweep loses only the run in progress. At the
+end one line per recipe in the cache: mean and per-seed values of each target beside the blind
+baselines.
+"""
+
+import argparse
+import json
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+from run_cache import load_runs, save_run
+
+from minimllm.assistant import AssistantConfig, main_job
+from minimllm.utils import checkpoints_dir
+
+CACHE = checkpoints_dir() / "assistant_sweeps" / "stage2.json"
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """["stage2_steps=2000", 'mixture={"vqa": 1}'] -> {"stage2_steps": 2000, "mixture": {...}},
+    refusing a field `AssistantConfig` does not have."""
+    known = {f.name for f in fields(AssistantConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"--set {pair!r}: write FIELD=VALUE with FIELD one of {sorted(known)}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def summary(run: dict) -> dict:
+    """The figures a recipe is judged by (issue targets), from one run's metrics."""
+    pope = run["pope"]["adversarial"]
+    return {"vqa": run["vqa_test"]["overall"], "min type": min(
+                v for k, v in run["vqa_test"].items() if k != "overall"),
+            "held-out phr.": run["vqa_heldout"]["overall"],
+            "compositional": run["vqa_compositional"]["overall"],
+            "caption": run["caption"]["accuracy"], "POPE F1": pope["f1"],
+            "yes-ratio": pope["yes_ratio"], "prior": run["vqa_blind"]["answer prior"]["overall"],
+            "no image": run["vqa_blind"]["no image"]["overall"]}
+
+
+def table(runs: dict[str, dict]) -> str:
+    by_name: dict[str, list[dict]] = {}
+    for run in sorted(runs.values(), key=lambda r: r["seed"]):
+        by_name.setdefault(run["name"], []).append(run)
+    heads = list(summary(next(iter(runs.values()))))
+    lines = [f"{'recipe':>16} {'seeds':>5} " + " ".join(f"{h:>13}" for h in heads)]
+    for name, rs in by_name.items():
+        s = [summary(r) for r in rs]
+        lines.append(f"{name:>16} {len(rs):>5} " + " ".join(
+            f"{np.mean([x[h] for x in s]):>6.3f} ({'/'.join(f'{x[h]:.2f}' for x in s)})"[:13]
+            .rjust(13) for h in heads))
+    return "\n".join(lines)
+
+
+def rescore(model_dir: Path, name: str, changes: dict, cache: Path) -> None:
+    """Evaluate a saved assistant again (the benchmarks grew since it was trained): its training
+    record (settings, seed, seconds, losses) is kept, every benchmark is measured anew."""
+    from minimllm.assistant import evaluate_assistant
+    from minimllm.chat import ChatProcessor
+    from minimllm.data import load_dataset
+    from minimllm.mllm import MLLM
+    from minimllm.pretrained import load_metrics
+
+    saved = load_metrics(model_dir)
+    c = saved["settings"]
+    model = MLLM.from_pretrained(model_dir, device="cpu")
+    processor = ChatProcessor.from_pretrained(model_dir)
+    dataset = load_dataset(n_train=c["n_train"], n_test=c["n_eval"], n_compositional=c["n_eval"])
+    scenes = [{"objects": r["objects"], "defects": r["defects"]} for r in dataset["train"]]
+    results = evaluate_assistant(model, processor, dataset, scenes, c["format_prompt"],
+                                 saved["seed"])
+    keep = {k: saved[k] for k in ("seconds", "settings", "seed", "device", "stage_losses")}
+    save_run(cache, f"{name} seed={saved['seed']}",
+             {"name": name, "changes": changes, **keep, **results, "rescored": True})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--name", required=True, help="the recipe's name in the cache")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="an AssistantConfig field to change (repeatable)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--out-root", type=Path, default=Path("runs") / "assistant_sweeps")
+    parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
+    parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
+                        help="score a model this script saved before (its recipe and seed from "
+                             "its metrics.json) with today's evaluate_assistant, and cache it")
+    args = parser.parse_args()
+    if args.table:
+        print(table(load_runs(args.cache)))
+        return
+    if args.evaluate:
+        rescore(args.evaluate, args.name, parse_settings(args.set), args.cache)
+        print(table(load_runs(args.cache)))
+        return
+    changes = parse_settings(args.set)
+    config = AssistantConfig(**{**asdict(AssistantConfig()), **changes})
+    start = time.perf_counter()
+    for seed in args.seeds:
+        key = f"{args.name} seed={seed}"
+        if key in load_runs(args.cache):
+            print(f"{key}: in the cache, skipped", flush=True)
+            continue
+        print(f"{key}: running ({time.perf_counter() - start:.0f} s so far)", flush=True)
+        metrics = main_job(out_dir=args.out_root / f"{args.name}-s{seed}", seed=seed,
+                           config=config, reference_towers=True)
+        metrics.pop("out_dir", None)
+        save_run(args.cache, key, {"name": args.name, "changes": changes, **metrics})
+    print(table(load_runs(args.cache)))
+
+
+if __name__ == "__main__":
+    main()
