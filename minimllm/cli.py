@@ -111,9 +111,10 @@ def cmd_chat(args) -> int:
     except ValueError as error:  # another kind of model, or a config that is not an MLLM's
         raise SystemExit(f"minimllm chat: {error}") from None
     processor = ChatProcessor.for_model(model, tokenizer)
+    suffix = args.format_prompt if args.format_prompt is not None else trained_format_prompt(path)
 
     def answer(question: str) -> str:
-        return chat(model, processor, [image_turn(question)], [image],
+        return chat(model, processor, [image_turn(question + suffix)], [image],
                     max_new_tokens=args.max_new_tokens)[0]
 
     if args.question is not None:
@@ -129,6 +130,16 @@ def cmd_chat(args) -> int:
             break
         print(answer(question), flush=True)
     return 0
+
+
+def trained_format_prompt(path) -> str:
+    """The format prompt a saved assistant was tuned with (its metrics.json settings), else ""."""
+    from minimllm.pretrained import load_metrics
+
+    try:
+        return load_metrics(path).get("settings", {}).get("format_prompt", "") or ""
+    except (FileNotFoundError, ValueError):
+        return ""
 
 
 def load_saved_mllm(path):
@@ -302,7 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", required=True, help="a PNG or JPEG file (any size; resized)")
     q.add_argument("--model", help="a saved assistant (default: data/artifacts/assistant, "
                                    "else data/checkpoints/assistant)")
-    q.add_argument("--max-new-tokens", type=int, default=48)
+    q.add_argument("--max-new-tokens", type=int, default=96,
+                   help="room for a description, the question and a reasoned answer")
+    q.add_argument("--format-prompt", default=None,
+                   help="appended to each question (default: the one the model was tuned with, "
+                        'from its metrics.json; "" for none, e.g. for "describe the image.")')
     e = command("export", cmd_export)
     e.add_argument("model_dir", help="a model saved with save_pretrained (its tokenizer beside it)")
     e.add_argument("out_dir", help="the transformers folder to write (replaced if it exists)")

@@ -27,7 +27,7 @@ from minimllm.mllm import MLLM
 NUMBER_WORDS = {w: str(i) for i, w in enumerate(("zero", "one", "two", "three", "four", "five",
                                                   "six", "seven", "eight", "nine", "ten"))}
 ARTICLES = {"a", "an", "the"}
-ANSWER_TOKENS = 48 + REASONING_TOKENS  # room for a description and a reasoned answer
+ANSWER_TOKENS = 64 + REASONING_TOKENS  # room for a description, the question and a reasoned answer
 
 
 def normalize_answer(text: str) -> str:
@@ -225,23 +225,27 @@ def constant_pope(labels) -> dict[str, dict[str, float]]:
 
 
 def pope(model: MLLM, processor: ChatProcessor, rows, setting: str, popular=None,
-         seed: int = 0) -> dict:
+         seed: int = 0, format_prompt: str = "") -> dict:
     """The POPE probe on dataset rows (image and objects) in one setting, scored as POPE scores:
     on the generated answer (its `final_answer` is "yes" or not): `binary_metrics` with the AUROC
-    of P(yes) where the reply answers (`yes_probability`), and the number of questions."""
+    of P(yes) where the reply answers (`yes_probability`), the number of questions, and the F1 of
+    the blind answer "yes" to all (`constant_pope`). Each
+    question ends with the model's `format_prompt`, as LLaVA-1.5 asks POPE with its short-answer
+    prompt."""
     rng = np.random.default_rng(seed)
     conversations, images, labels = [], [], []
     for r in rows:
         image = r["image"].convert("RGB")
         for q in pope_questions(r, rng, setting, popular):
-            conversations.append([image_turn(q["question"])])
+            conversations.append([image_turn(q["question"] + format_prompt)])
             images.append(image)
             labels.append(q["answer"] == "yes")
     replies = chat(model, processor, conversations, images, max_new_tokens=ANSWER_TOKENS)
     said_yes = [normalize_answer(final_answer(r)) == "yes" for r in replies]
     prefixes = [r.rsplit(", so ", 1)[0] + ", so" if ", so " in r else "" for r in replies]
     p_yes = yes_probability(model, processor, conversations, images, prefixes)
-    return {**binary_metrics(labels, said_yes, p_yes), "n": len(labels)}
+    return {**binary_metrics(labels, said_yes, p_yes), "n": len(labels),
+            "always_yes_f1": constant_pope(labels)["always yes"]["f1"]}
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 30

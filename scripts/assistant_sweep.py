@@ -1,9 +1,11 @@
 """Stage-2 recipes for the assistant, measured: chapter 07's main job with some settings changed.
 
-    python scripts/assistant_sweep.py --name base --seeds 0 1
-    python scripts/assistant_sweep.py --name steps2000 --set stage2_steps=2000 --seeds 0 1
+    python scripts/assistant_sweep.py --name restated --seeds 0 1      # the defaults
+    python scripts/assistant_sweep.py --name short --set answer_style=short \
+        --set 'format_prompt=" answer briefly."' --seeds 0 1            # LLaVA-1.5's short answers
     python scripts/assistant_sweep.py --name vqa-heavy \
         --set 'mixture={"describe": 0.2, "vqa": 0.6, "conversation": 0.1, "text": 0.1}'
+    python scripts/assistant_sweep.py --table
 
 Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
 FIELD=VALUE` (VALUE as JSON, else as a string), from the foundation LM and vision encoder in
@@ -44,6 +46,16 @@ def parse_settings(pairs: list[str]) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def example_answer(config: AssistantConfig) -> str:
+    """The recipe's answer to one colour question, as the training data writes it."""
+    from minimllm.assistant import answer_text
+    from minimllm.data import make_questions, sample_scene
+
+    scene = sample_scene(np.random.default_rng(1), min_objects=2, max_objects=2)
+    question = make_questions(scene, np.random.default_rng(0), ["color"])[0]
+    return answer_text(scene, question, config.answer_style)
 
 
 def summary(run: dict) -> dict:
@@ -91,7 +103,8 @@ def rescore(model_dir: Path, name: str, changes: dict, cache: Path) -> None:
                                  saved["seed"])
     keep = {k: saved[k] for k in ("seconds", "settings", "seed", "device", "stage_losses")}
     save_run(cache, f"{name} seed={saved['seed']}",
-             {"name": name, "changes": changes, **keep, **results, "rescored": True})
+             {"name": name, "changes": changes, "example_answer": example_answer(
+                 AssistantConfig(**c)), **keep, **results, "rescored": True})
 
 
 def main() -> None:
@@ -126,7 +139,8 @@ def main() -> None:
         metrics = main_job(out_dir=args.out_root / f"{args.name}-s{seed}", seed=seed,
                            config=config, reference_towers=True)
         metrics.pop("out_dir", None)
-        save_run(args.cache, key, {"name": args.name, "changes": changes, **metrics})
+        save_run(args.cache, key, {"name": args.name, "changes": changes,
+                                   "example_answer": example_answer(config), **metrics})
     print(table(load_runs(args.cache)))
 
 

@@ -239,9 +239,15 @@ def test_quick_main_job_saves_every_metric_it_prints_and_chat_answers(tmp_path, 
                  "what colour is the circle?", "--max-new-tokens", "4"]) == 0
     model = MLLM.from_pretrained(tmp_path / "assistant", device="cpu")
     processor = ChatProcessor.from_pretrained(tmp_path / "assistant")
-    want = chat(model, processor, [image_turn("what colour is the circle?")],
+    tuned = saved["settings"]["format_prompt"]  # chat appends the model's own format prompt
+    want = chat(model, processor, [image_turn("what colour is the circle?" + tuned)],
                 [Image.open(png).convert("RGB")], max_new_tokens=4)[0]
     assert capsys.readouterr().out == want + "\n", "the command answers as chat() does"
+    assert main(["chat", "--model", str(tmp_path / "assistant"), "--image", str(png),
+                 "describe the image.", "--max-new-tokens", "4", "--format-prompt", ""]) == 0
+    want = chat(model, processor, [image_turn("describe the image.")],
+                [Image.open(png).convert("RGB")], max_new_tokens=4)[0]
+    assert capsys.readouterr().out == want + "\n", '--format-prompt "": the message as typed'
     (tmp_path / "broken.png").write_bytes(b"not an image")
     with pytest.raises(SystemExit, match="cannot read the image"):
         main(["chat", "--model", str(tmp_path / "assistant"), "--image",
