@@ -114,8 +114,12 @@ def cmd_chat(args) -> int:
     suffix = args.format_prompt if args.format_prompt is not None else trained_format_prompt(path)
 
     def answer(question: str) -> str:
-        return chat(model, processor, [image_turn(question + suffix)], [image],
-                    max_new_tokens=args.max_new_tokens)[0]
+        conversation = [image_turn(question + suffix)]
+        # no more new tokens than the context has room for after the prompt
+        room = model.lm.config.max_seq_len - len(
+            processor.tokenize(conversation, add_generation_prompt=True)[0])
+        return chat(model, processor, [conversation], [image],
+                    max_new_tokens=max(0, min(args.max_new_tokens, room)))[0]
 
     if args.question is not None:
         print(answer(args.question))
