@@ -40,7 +40,7 @@ from minimllm.evaluate import (
     prior_accuracy,
     show_answers,
 )
-from minimllm.mllm import MLLM, STAGES, MLLMConfig, configure_stage, load_towers, unfreeze_vision
+from minimllm.mllm import MLLM, MLLMConfig, load_towers, stage_plan
 from minimllm.train import Stage, final_loss, train_stages
 from minimllm.vision import to_pixel_values
 
@@ -308,14 +308,7 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     model = MLLM(model_config, vision=vision, lm=lm).to(device)
     processor = ChatProcessor(tokenizer, model.num_image_tokens, vision.config.image_size)
     log(f"{len(scenes)} training scenes, M = {model.num_image_tokens} image tokens")
-    trains = {st: STAGES[st] + (("vision",) if st == 2 and c.train_vision else ()) for st in STAGES}
-
-    def prepare(stage):
-        def configure(m):
-            configure_stage(m, stage)
-            if stage == 2 and c.train_vision:
-                unfreeze_vision(m)
-        return configure
+    trains, prepare = stage_plan(c.train_vision)
 
     stages = [Stage(st, steps, lr, InstructionBatches(processor, scenes, pixel_values, mixture,
                                                       c.batch_size, seed + st, c.format_prompt,

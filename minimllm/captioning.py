@@ -21,12 +21,10 @@ import torch
 from minimllm.data import COLORS, POSITIONS, SHAPES, SIZES
 from minimllm.mllm import (
     MLLM,
-    STAGES,
     MLLMConfig,
     MLLMProcessor,
-    configure_stage,
     load_towers,
-    unfreeze_vision,
+    stage_plan,
 )
 from minimllm.tokenizer import IMAGE_TOKEN
 from minimllm.train import Stage, final_loss, init_distributed, train_stages
@@ -273,14 +271,7 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     log(f"[{time.perf_counter() - start:5.0f} s] {len(train_data['captions'])} training pairs, "
         f"{len(test_data['captions'])} held-out test pairs; "
         f"M = {model.num_image_tokens} image tokens")
-    trains = {st: STAGES[st] + (("vision",) if st == 2 and c.train_vision else ()) for st in STAGES}
-
-    def prepare(stage):
-        def configure(m):
-            configure_stage(m, stage)
-            if stage == 2 and c.train_vision:
-                unfreeze_vision(m)
-        return configure
+    trains, prepare = stage_plan(c.train_vision)
 
     stages = [Stage(st, steps, lr, lambda step, st=st: batches(step + 100_000 * st),
                     prepare(st), trains=", ".join(trains[st]))

@@ -8,8 +8,8 @@ to transformers' `LlavaForConditionalGeneration`. (Captioning data, scores and t
 `minimllm.captioning`.)"""
 
 __all__ = ["load_towers", "MLLMProcessor", "merge_image_features", "MLLMConfig", "MLLM",
-    "unfreeze_vision", "STAGES", "configure_stage", "to_transformers", "processor_chat_template",
-    "to_transformers_processor", "save_transformers"]
+    "unfreeze_vision", "STAGES", "configure_stage", "stage_plan", "to_transformers",
+    "processor_chat_template", "to_transformers_processor", "save_transformers"]
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 6
@@ -413,6 +413,22 @@ def configure_stage(model: MLLM, stage: int) -> MLLM:
     for name in ("vision", "projector", "lm"):
         set_trainable(getattr(model, name), name in STAGES[stage])
     return model
+
+
+def stage_plan(train_vision: bool):
+    """({stage: names of what it trains}, prepare): `prepare(stage)` is the function that makes a
+    model ready for that stage (`configure_stage`, and in stage 2 `unfreeze_vision` when
+    `train_vision`), as `train.Stage` takes it."""
+    trains = {st: STAGES[st] + (("vision",) if st == 2 and train_vision else ()) for st in STAGES}
+
+    def prepare(stage: int):
+        def configure(model: MLLM):
+            configure_stage(model, stage)
+            if stage == 2 and train_vision:
+                unfreeze_vision(model)
+        return configure
+
+    return trains, prepare
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 26
