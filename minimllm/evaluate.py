@@ -242,7 +242,7 @@ def pope(model: MLLM, processor: ChatProcessor, rows, setting: str, popular=None
             labels.append(q["answer"] == "yes")
     replies = chat(model, processor, conversations, images, max_new_tokens=ANSWER_TOKENS)
     said_yes = [normalize_answer(final_answer(r)) == "yes" for r in replies]
-    prefixes = [r.rsplit(", so ", 1)[0] + ", so" if ", so " in r else "" for r in replies]
+    prefixes = [r[:len(r) - len(final_answer(r))].rstrip() for r in replies]  # up to ", so"
     p_yes = yes_probability(model, processor, conversations, images, prefixes)
     return {**binary_metrics(labels, said_yes, p_yes), "n": len(labels),
             "always_yes_f1": constant_pope(labels)["always yes"]["f1"]}
