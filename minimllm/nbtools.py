@@ -300,6 +300,21 @@ def check_exercises(sol_dir: Path = ROOT / "solutions") -> list[str]:
     return problems
 
 
+def check_one_kernel(path: Path) -> list[str]:
+    """Problems that show a committed notebook is not one kernel run, top to bottom: a code cell
+    that never ran, or execution counts other than 1, 2, ..., n in order (a cell re-run, or run
+    in another kernel and copied back)."""
+    counts = [c.get("execution_count") for c in nbformat.read(path, as_version=4).cells
+              if c.cell_type == "code"]
+    problems = [f"{path.name}: code cell {i} never ran" for i, n in enumerate(counts) if n is None]
+    if not problems and counts != list(range(1, len(counts) + 1)):
+        at = next(i for i, n in enumerate(counts) if n != i + 1)
+        problems.append(f"{path.name}: execution counts are not 1..{len(counts)} "
+                        f"(code cell {at} has {counts[at]}): re-run it whole with "
+                        "`make run-notebook NB=...`")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 

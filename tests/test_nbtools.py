@@ -148,3 +148,34 @@ def test_every_solution_cell_has_markers():
         for cell in solution_cells:
             assert ("### BEGIN SOLUTION" in cell.source
                     and "### END SOLUTION" in cell.source), sol.name
+
+
+# Chapters whose committed run predates the one-kernel rule; each is re-run whole, then leaves.
+NOT_YET_ONE_RUN = {"notebooks/02_vision_transformer.ipynb", "notebooks/04_projectors.ipynb",
+                   "notebooks/05_unified_mllm.ipynb", "notebooks/07_instruction_tuning.ipynb",
+                   "solutions/04_projectors.ipynb", "solutions/05_unified_mllm.ipynb"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb"))
+                         + sorted((ROOT / "solutions").glob("*.ipynb")), ids=lambda p: p.name)
+def test_committed_notebook_is_one_kernel_run(path):
+    problems = nbtools.check_one_kernel(path)
+    if f"{path.parent.name}/{path.name}" in NOT_YET_ONE_RUN:
+        assert problems, "this notebook is one kernel run now: take it off NOT_YET_ONE_RUN"
+        pytest.xfail("a stitched run, to be re-run whole")
+    assert problems == []
+
+
+def test_one_kernel_check_catches_stitched_and_unrun_cells(tmp_path):
+    nb = _notebook("a = 1", "b = 2", "c = 3")
+    for cell, count in zip(nb.cells, (1, 2, 3)):
+        cell.execution_count = count
+    nbformat.write(nb, tmp_path / "ok.ipynb")
+    assert nbtools.check_one_kernel(tmp_path / "ok.ipynb") == []
+    nb.cells[1].execution_count = 7  # run again later and copied back
+    nbformat.write(nb, tmp_path / "stitched.ipynb")
+    assert "code cell 1 has 7" in nbtools.check_one_kernel(tmp_path / "stitched.ipynb")[0]
+    nb.cells[1].execution_count = None
+    nbformat.write(nb, tmp_path / "unrun.ipynb")
+    assert nbtools.check_one_kernel(tmp_path / "unrun.ipynb") == [
+        "unrun.ipynb: code cell 1 never ran"]
