@@ -16,7 +16,8 @@ over all patches and over the object's patches, and (with --model) the projector
 tokens, flattened. `--random-tower` probes an untrained tower of the same shape, a control whose
 features hold no learned pairs. With --model the
 script also asks the model to describe 200 one-object images of each kind and counts what it
-names.
+names, and, teacher-forced after "a <size> <colour>", which shape it ranks first: with the
+object's colour, and with another colour the shape is seen with.
 """
 import argparse
 
@@ -37,7 +38,7 @@ def one_object_images(n: int, seed: int, heldout: bool):
     shapes = torch.tensor([SHAPES.index(s["objects"][0]["shape"]) for s in scenes])
     colors = torch.tensor([COLORS.index(s["objects"][0]["color"]) for s in scenes])
     boxes = torch.tensor([s["objects"][0]["bbox"] for s in scenes])  # (n, 4) x0, y0, x1, y1
-    return pixels, shapes, colors, images, boxes
+    return pixels, shapes, colors, images, boxes, scenes
 
 
 def object_mask(boxes: torch.Tensor, image_size: int, patch_size: int) -> torch.Tensor:
@@ -102,12 +103,40 @@ def describe_one_object(model, processor, images, shapes, colors) -> dict:
             "example": replies[0]}
 
 
+@torch.no_grad()
+def shape_after_colour(model, processor, scenes_images, swap: bool) -> float:
+    """Teacher-forced: the reply to "describe the image." up to "a {size} {colour}", then which
+    shape word the model ranks first among `SHAPES`; the share that is the object's shape.
+    `swap=True` writes another colour, one the object's shape is seen with in training: if the
+    model then names the shape, the image tokens carry it and the colour word's pull is what
+    hides it."""
+    from minimllm.chat import image_turn
+
+    tok = processor.tokenizer
+    firsts = [tok(" " + shape, add_special_tokens=False).input_ids[0] for shape in SHAPES]
+    assert len(set(firsts)) == len(SHAPES), "shape words must start with distinct tokens"
+    rng, right = np.random.default_rng(0), []
+    for scene, image in scenes_images:
+        obj = scene["objects"][0]
+        color = obj["color"]
+        if swap:
+            color = str(rng.choice([c for c in COLORS if c != obj["color"]
+                                    and (c, obj["shape"]) not in HELDOUT_PAIRS]))
+        ids = processor.tokenize([image_turn("describe the image.")], add_generation_prompt=True)[0]
+        ids = ids + tok(f"a {obj['size']} {color}", add_special_tokens=False).input_ids
+        logits = model(torch.tensor([ids]), processor.pixel_values([image])).logits[0, -1]
+        right.append(SHAPES[int(logits[firsts].argmax())] == obj["shape"])
+    return float(np.mean(right))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="a saved MLLM folder (default: the reference vision tower)")
     parser.add_argument("--n-train", type=int, default=3000)
     parser.add_argument("--n-test", type=int, default=800)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--no-probes", action="store_true",
+                        help="with --model: only what the model names, no linear probes")
     parser.add_argument("--random-tower", action="store_true",
                         help="a ViT of the same shape, untrained (a control: no learned pairs)")
     args = parser.parse_args()
@@ -133,7 +162,8 @@ def main():
         train = one_object_images(args.n_train, 1000 + seed, heldout=False)
         seen = one_object_images(args.n_test, 2000 + seed, heldout=False)
         unseen = one_object_images(args.n_test, 3000 + seed, heldout=True)
-        feats = [featurize(p, b, vision, layer, projector) for p, *_, b in (train, seen, unseen)]
+        feats = ([{}] * 3 if args.no_probes else
+                 [featurize(p, b, vision, layer, projector) for p, *_, b, _ in (train, seen, unseen)])
         for where in feats[0]:
             for attr, k, classes in (("shape", 1, len(SHAPES)), ("colour", 2, len(COLORS))):
                 acc = probe(feats[0][where], train[k],
@@ -142,11 +172,17 @@ def main():
                 print(f"seed {seed}  {where:9s} {attr:6s} " +
                       "  ".join(f"{name} {v:.3f}" for name, v in acc.items()), flush=True)
         if args.model:
-            for name, (_, s, c, images, _) in (("seen pairs", seen), ("held-out pairs", unseen)):
+            for name, (_, s, c, images, _, scenes) in (("seen pairs", seen),
+                                                        ("held-out pairs", unseen)):
                 said = describe_one_object(model, processor, images[:200], s[:200], c[:200])
                 print(f"seed {seed}  described, {name}: " + ", ".join(
                     f"{k} {v:.3f}" if not isinstance(v, str) else f"{k} {v!r}"
                     for k, v in said.items()), flush=True)
+                pairs = list(zip(scenes[:200], images[:200]))
+                print(f"seed {seed}  shape ranked first after 'a <size> <colour>', {name}: "
+                      f"true colour {shape_after_colour(model, processor, pairs, False):.3f}, "
+                      f"another colour {shape_after_colour(model, processor, pairs, True):.3f}",
+                      flush=True)
 
 
 if __name__ == "__main__":
