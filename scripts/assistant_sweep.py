@@ -5,6 +5,7 @@
         --set 'format_prompt=" answer briefly."' --seeds 0 1            # LLaVA-1.5's short answers
     python scripts/assistant_sweep.py --name vqa-heavy \
         --set 'mixture={"describe": 0.2, "vqa": 0.6, "conversation": 0.1, "text": 0.1}'
+    python scripts/assistant_sweep.py --name colour-noise --colour-noise 0.3   # colour_noise.py
     python scripts/assistant_sweep.py --table
 
 Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
@@ -115,6 +116,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out-root", type=Path, default=Path("runs") / "assistant_sweeps")
+    parser.add_argument("--colour-noise", type=float, default=0.0, metavar="P",
+                        help="stage 2 swaps a colour word before a shape word in the input with "
+                             "probability P, labels kept (scripts/colour_noise.py)")
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -129,6 +133,13 @@ def main() -> None:
         return
     changes = parse_settings(args.set)
     config = AssistantConfig(**{**asdict(AssistantConfig()), **changes})
+    if args.colour_noise:
+        from colour_noise import noisy_batches
+
+        import minimllm.assistant
+
+        minimllm.assistant.InstructionBatches = noisy_batches(args.colour_noise)  # main_job's
+        changes["colour_noise"] = args.colour_noise
     start = time.perf_counter()
     for seed in args.seeds:
         key = f"{args.name} seed={seed}"
