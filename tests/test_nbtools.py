@@ -151,9 +151,7 @@ def test_every_solution_cell_has_markers():
 
 
 # Chapters whose committed run predates the one-kernel rule; each is re-run whole, then leaves.
-NOT_YET_ONE_RUN = {"notebooks/04_projectors.ipynb",
-                   "notebooks/05_unified_mllm.ipynb",
-                   "solutions/04_projectors.ipynb", "solutions/05_unified_mllm.ipynb"}
+NOT_YET_ONE_RUN = {"notebooks/05_unified_mllm.ipynb", "solutions/05_unified_mllm.ipynb"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb"))
