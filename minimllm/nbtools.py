@@ -246,9 +246,11 @@ def nbgrader_meta(cell) -> dict:
 
 
 def make_exercise(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The student notebook for a solutions notebook: stubs, no hidden tests, no outputs. A
-    markdown answer cell (nbgrader `solution`, graded by hand) becomes "YOUR ANSWER HERE"."""
+    """The student notebook for a solutions notebook: stubs, no hidden tests, no outputs (nor the
+    widget state of the solutions run). A markdown answer cell (nbgrader `solution`, graded by
+    hand) becomes "YOUR ANSWER HERE"."""
     nb = nbformat.from_dict(solution)  # a copy
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         meta = nbgrader_meta(cell)
         if cell.cell_type == "markdown" and meta.get("solution"):

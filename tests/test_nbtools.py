@@ -107,10 +107,11 @@ def test_stub_replaces_solution_and_drops_hidden_tests():
     sol.cells[1].metadata["nbgrader"] = {"solution": False, "grade": True, "grade_id": "ex1-check",
                                          "points": 1}
     sol.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi")]
+    sol.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     ex = nbtools.make_exercise(sol)
     assert ex.cells[0].source == "def f(x):\n    raise NotImplementedError()"
     assert ex.cells[1].source == "assert f(2) == 4"
-    assert ex.cells[0].outputs == []
+    assert ex.cells[0].outputs == [] and "widgets" not in ex.metadata
     assert "return 2 * x" in sol.cells[0].source, "the solution notebook itself is untouched"
 
 
