@@ -6,6 +6,7 @@
     python scripts/assistant_sweep.py --name vqa-heavy \
         --set 'mixture={"describe": 0.2, "vqa": 0.6, "conversation": 0.1, "text": 0.1}'
     python scripts/assistant_sweep.py --name colour-noise --colour-noise 0.3   # colour_noise.py
+    python scripts/assistant_sweep.py --name text-pairs --text-all-pairs     # text_pairs.py
     python scripts/assistant_sweep.py --table
 
 Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
@@ -119,6 +120,9 @@ def main() -> None:
     parser.add_argument("--colour-noise", type=float, default=0.0, metavar="P",
                         help="stage 2 swaps a colour word before a shape word in the input with "
                              "probability P, labels kept (scripts/colour_noise.py)")
+    parser.add_argument("--text-all-pairs", action="store_true",
+                        help="the text task names every (colour, shape) pair and its reply "
+                             "restates the caption (scripts/text_pairs.py)")
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -133,13 +137,20 @@ def main() -> None:
         return
     changes = parse_settings(args.set)
     config = AssistantConfig(**{**asdict(AssistantConfig()), **changes})
+    if args.colour_noise and args.text_all_pairs:
+        parser.error("--colour-noise and --text-all-pairs are measured one at a time")
+    import minimllm.assistant
+
     if args.colour_noise:
         from colour_noise import noisy_batches
 
-        import minimllm.assistant
-
         minimllm.assistant.InstructionBatches = noisy_batches(args.colour_noise)  # main_job's
         changes["colour_noise"] = args.colour_noise
+    if args.text_all_pairs:
+        from text_pairs import AllPairsTextBatches
+
+        minimllm.assistant.InstructionBatches = AllPairsTextBatches
+        changes["text_all_pairs"] = True
     start = time.perf_counter()
     for seed in args.seeds:
         key = f"{args.name} seed={seed}"

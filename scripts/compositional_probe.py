@@ -163,7 +163,8 @@ def main():
         seen = one_object_images(args.n_test, 2000 + seed, heldout=False)
         unseen = one_object_images(args.n_test, 3000 + seed, heldout=True)
         feats = ([{}] * 3 if args.no_probes else
-                 [featurize(p, b, vision, layer, projector) for p, *_, b, _ in (train, seen, unseen)])
+                 [featurize(p, b, vision, layer, projector)
+                  for p, *_, b, _ in (train, seen, unseen)])
         for where in feats[0]:
             for attr, k, classes in (("shape", 1, len(SHAPES)), ("colour", 2, len(COLORS))):
                 acc = probe(feats[0][where], train[k],
