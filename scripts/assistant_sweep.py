@@ -77,12 +77,13 @@ def table(runs: dict[str, dict]) -> str:
     for run in sorted(runs.values(), key=lambda r: r["seed"]):
         by_name.setdefault(run["name"], []).append(run)
     heads = list(summary(next(iter(runs.values()))))
-    lines = [f"{'recipe':>16} {'seeds':>5} " + " ".join(f"{h:>13}" for h in heads)]
+    width = 19  # "0.944 (0.95/0.93)": the mean, then each seed
+    lines = [f"{'recipe':>16} {'seeds':>5} " + " ".join(f"{h:>{width}}" for h in heads)]
     for name, rs in by_name.items():
         s = [summary(r) for r in rs]
         lines.append(f"{name:>16} {len(rs):>5} " + " ".join(
-            f"{np.mean([x[h] for x in s]):>6.3f} ({'/'.join(f'{x[h]:.2f}' for x in s)})"[:13]
-            .rjust(13) for h in heads))
+            f"{np.mean([x[h] for x in s]):.3f} ({'/'.join(f'{x[h]:.2f}' for x in s)})"
+            .rjust(width) for h in heads))
     return "\n".join(lines)
 
 
