@@ -103,6 +103,23 @@ def describe_one_object(model, processor, images, shapes, colors) -> dict:
             "example": replies[0]}
 
 
+def shape_token_ids(tokenizer) -> list[int]:
+    """The first token of " <shape>" for each of `SHAPES`, refusing shapes that share one."""
+    firsts = [tokenizer(" " + shape, add_special_tokens=False).input_ids[0] for shape in SHAPES]
+    assert len(set(firsts)) == len(SHAPES), "shape words must start with distinct tokens"
+    return firsts
+
+
+def described_up_to_colour(processor, obj: dict, color: str) -> list[int]:
+    """Token ids of the reply to "describe the image.", teacher-forced up to "a {size} {color}"
+    (the prompt and the generation prompt before it)."""
+    from minimllm.chat import image_turn
+
+    ids = processor.tokenize([image_turn("describe the image.")], add_generation_prompt=True)[0]
+    return ids + processor.tokenizer(f"a {obj['size']} {color}",
+                                     add_special_tokens=False).input_ids
+
+
 @torch.no_grad()
 def shape_after_colour(model, processor, scenes_images, swap: bool) -> float:
     """Teacher-forced: the reply to "describe the image." up to "a {size} {colour}", then which
@@ -110,11 +127,7 @@ def shape_after_colour(model, processor, scenes_images, swap: bool) -> float:
     `swap=True` writes another colour, one the object's shape is seen with in training: if the
     model then names the shape, the image tokens carry it and the colour word's pull is what
     hides it."""
-    from minimllm.chat import image_turn
-
-    tok = processor.tokenizer
-    firsts = [tok(" " + shape, add_special_tokens=False).input_ids[0] for shape in SHAPES]
-    assert len(set(firsts)) == len(SHAPES), "shape words must start with distinct tokens"
+    firsts = shape_token_ids(processor.tokenizer)
     rng, right = np.random.default_rng(0), []
     for scene, image in scenes_images:
         obj = scene["objects"][0]
@@ -122,8 +135,7 @@ def shape_after_colour(model, processor, scenes_images, swap: bool) -> float:
         if swap:
             color = str(rng.choice([c for c in COLORS if c != obj["color"]
                                     and (c, obj["shape"]) not in HELDOUT_PAIRS]))
-        ids = processor.tokenize([image_turn("describe the image.")], add_generation_prompt=True)[0]
-        ids = ids + tok(f"a {obj['size']} {color}", add_special_tokens=False).input_ids
+        ids = described_up_to_colour(processor, obj, color)
         logits = model(torch.tensor([ids]), processor.pixel_values([image])).logits[0, -1]
         right.append(SHAPES[int(logits[firsts].argmax())] == obj["shape"])
     return float(np.mean(right))

@@ -85,18 +85,13 @@ def shape_after_colour_contrast(model, processor, scenes_images, blank: torch.Te
     """{alpha: share of one-object images whose shape the contrast ranks first after
     "a <size> <colour>"} (the object's own colour; teacher-forced reply to "describe the
     image.")."""
-    from compositional_probe import SHAPES
+    from compositional_probe import SHAPES, described_up_to_colour, shape_token_ids
 
-    from minimllm.chat import image_turn
-
-    tok = processor.tokenizer
-    firsts = [tok(" " + shape, add_special_tokens=False).input_ids[0] for shape in SHAPES]
+    firsts = shape_token_ids(processor.tokenizer)
     right = {a: [] for a in alphas}
     for scene, image in scenes_images:
         obj = scene["objects"][0]
-        ids = processor.tokenize([image_turn("describe the image.")], add_generation_prompt=True)[0]
-        ids = torch.tensor([ids + tok(f"a {obj['size']} {obj['color']}",
-                                      add_special_tokens=False).input_ids] * 2)
+        ids = torch.tensor([described_up_to_colour(processor, obj, obj["color"])] * 2)
         pixels = torch.cat([processor.pixel_values([image]), blank[None]])
         logits = model(ids, pixels).logits[:, -1, firsts].log_softmax(-1)  # (2, 6): image, empty
         for a in alphas:
