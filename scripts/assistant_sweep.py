@@ -6,7 +6,8 @@
     python scripts/assistant_sweep.py --name vqa-heavy \
         --set 'mixture={"describe": 0.2, "vqa": 0.6, "conversation": 0.1, "text": 0.1}'
     python scripts/assistant_sweep.py --name colour-noise --colour-noise 0.3   # colour_noise.py
-    python scripts/assistant_sweep.py --name text-pairs --text-all-pairs     # text_pairs.py
+    python scripts/assistant_sweep.py --name text-pairs --text-all-pairs --text-restates
+    python scripts/assistant_sweep.py --name text-restates --text-restates  # one change alone
     python scripts/assistant_sweep.py --table
 
 Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
@@ -122,8 +123,10 @@ def main() -> None:
                         help="stage 2 swaps a colour word before a shape word in the input with "
                              "probability P, labels kept (scripts/colour_noise.py)")
     parser.add_argument("--text-all-pairs", action="store_true",
-                        help="the text task names every (colour, shape) pair and its reply "
-                             "restates the caption (scripts/text_pairs.py)")
+                        help="the text task draws fresh scenes in which every (colour, shape) "
+                             "pair may occur (scripts/text_pairs.py)")
+    parser.add_argument("--text-restates", action="store_true",
+                        help="the text task's reply restates the caption before the answer")
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -138,8 +141,9 @@ def main() -> None:
         return
     changes = parse_settings(args.set)
     config = AssistantConfig(**{**asdict(AssistantConfig()), **changes})
-    if args.colour_noise and args.text_all_pairs:
-        parser.error("--colour-noise and --text-all-pairs are measured one at a time")
+    text_changes = {"text_all_pairs": args.text_all_pairs, "text_restates": args.text_restates}
+    if args.colour_noise and any(text_changes.values()):
+        parser.error("--colour-noise and the text task's changes are measured one at a time")
     import minimllm.assistant
 
     if args.colour_noise:
@@ -147,11 +151,12 @@ def main() -> None:
 
         minimllm.assistant.InstructionBatches = noisy_batches(args.colour_noise)  # main_job's
         changes["colour_noise"] = args.colour_noise
-    if args.text_all_pairs:
-        from text_pairs import AllPairsTextBatches
+    if any(text_changes.values()):
+        from text_pairs import text_batches
 
-        minimllm.assistant.InstructionBatches = AllPairsTextBatches
-        changes["text_all_pairs"] = True
+        minimllm.assistant.InstructionBatches = text_batches(args.text_all_pairs,
+                                                             args.text_restates)
+        changes.update({k: v for k, v in text_changes.items() if v})
     start = time.perf_counter()
     for seed in args.seeds:
         key = f"{args.name} seed={seed}"

@@ -16,23 +16,40 @@ test_compositional still measures pairs never *seen*.
 import numpy as np
 
 from minimllm.assistant import TEXT_QTYPES, InstructionBatches, answer_text, text_turn
-from minimllm.data import make_questions, sample_scene
+from minimllm.data import make_questions, reasoned_answer, sample_scene
 
 
-def text_messages(rng: np.random.Generator, format_prompt: str, answer_style: str) -> list[dict]:
-    """A "text" conversation about a fresh scene whose objects may have any (colour, shape)
-    pair; the reply in `answer_style` ("described": the caption restated, then the answer)."""
-    scene = sample_scene(rng, min_objects=1, max_objects=4)  # no pair excluded
+def text_messages(rng: np.random.Generator, format_prompt: str, answer_style: str,
+                  scene: dict | None = None, restate: bool = True) -> list[dict]:
+    """A "text" conversation: the caption of `scene` (None: a fresh scene whose objects may have
+    any (colour, shape) pair) and a question. With `restate` the reply is written in
+    `answer_style` ("described": the caption restated, then the answer); without it, as chapter
+    07's text task writes it (the answer, a relation's reasoned out)."""
+    scene = sample_scene(rng, min_objects=1, max_objects=4) if scene is None else scene
     q = make_questions(scene, rng, [str(rng.choice(TEXT_QTYPES))])[0]
+    answer = (answer_text(scene, q, answer_style) if restate
+              else reasoned_answer(q, reasoned=answer_style == "described"))
     return [text_turn(scene, q["question"], format_prompt),
-            {"role": "assistant", "content": answer_text(scene, q, answer_style)}]
+            {"role": "assistant", "content": answer}]
 
 
 class AllPairsTextBatches(InstructionBatches):
-    """InstructionBatches whose "text" task names every pair (`text_messages`); the image
-    tasks are unchanged."""
+    """InstructionBatches whose "text" task names every pair and restates its caption
+    (`text_messages`); the image tasks are unchanged. `text_batches` turns either change off,
+    for the ablation."""
+
+    all_pairs, restate = True, True
 
     def messages(self, task: str, scene: dict, rng: np.random.Generator) -> list[dict]:
         if task == "text":
-            return text_messages(rng, self.format_prompt, self.answer_style)
+            return text_messages(rng, self.format_prompt, self.answer_style,
+                                 None if self.all_pairs else scene, self.restate)
         return super().messages(task, scene, rng)
+
+
+def text_batches(all_pairs: bool, restate: bool) -> type[InstructionBatches]:
+    """The batches with one or both of the text task's changes: fresh scenes with every pair
+    (`all_pairs`, else the image's own scene, held-out pairs excluded) and a reply that restates
+    the caption (`restate`)."""
+    return type("TextBatches", (AllPairsTextBatches,), {"all_pairs": all_pairs,
+                                                        "restate": restate})

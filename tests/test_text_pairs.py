@@ -8,7 +8,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from text_pairs import AllPairsTextBatches, text_messages  # noqa: E402
+from text_pairs import AllPairsTextBatches, text_batches, text_messages  # noqa: E402
 
 from minimllm.assistant import LOOK_PROMPT, InstructionBatches  # noqa: E402
 from minimllm.data import HELDOUT_PAIRS, make_caption, sample_scene  # noqa: E402
@@ -36,3 +36,20 @@ def test_image_tasks_are_those_of_instruction_batches():
                 == base.messages(task, scene, np.random.default_rng(1)))
     text = ours.messages("text", scene, np.random.default_rng(1))[0]["content"]
     assert make_caption(scene, style="positions") not in text  # a fresh scene, not the image's
+
+
+def test_the_ablation_turns_each_change_off_alone():
+    scene = sample_scene(np.random.default_rng(3), exclude_pairs=HELDOUT_PAIRS)
+    caption = make_caption(scene, style="positions")
+    base = InstructionBatches.__new__(InstructionBatches)
+    base.format_prompt, base.answer_style = LOOK_PROMPT, "described"
+    shipped = base.messages("text", scene, np.random.default_rng(5))
+    for all_pairs in (False, True):
+        for restate in (False, True):
+            b = text_batches(all_pairs, restate).__new__(text_batches(all_pairs, restate))
+            b.format_prompt, b.answer_style = LOOK_PROMPT, "described"
+            user, reply = b.messages("text", scene, np.random.default_rng(5))
+            assert (caption in user["content"]) != all_pairs  # the image's scene, or a fresh one
+            assert reply["content"].startswith(user["content"].split(". ")[0] + ";") == restate
+            if not all_pairs and not restate:
+                assert [user, reply] == shipped  # both off: chapter 07's text task
