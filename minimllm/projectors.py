@@ -16,17 +16,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minimllm.utils import check_positive_int
+
 DEFAULT_NUM_TOKENS = 16  # M for the projectors that choose it (resampler, Q-Former, C-Abstractor)
 
 
 def grid_side(n_patches: int) -> int:
     """The side of the square patch grid that holds `n_patches` tokens (raster order, no CLS)."""
     side = math.isqrt(n_patches) if n_patches > 0 else 0
-    if side * side != n_patches:
+    if side == 0 or side * side != n_patches:
         raise ValueError(f"{n_patches} visual tokens do not fill a square grid: the projector "
                          f"expects patch tokens of a square image only (drop a [CLS] token, or "
                          f"resize the image to a square)")
     return side
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
 class Projector(nn.Module):
@@ -36,15 +45,20 @@ class Projector(nn.Module):
 
     def __init__(self, d_vision: int, d_lm: int):
         super().__init__()
-        if d_vision <= 0 or d_lm <= 0:
-            raise ValueError(f"widths must be positive, got d_vision={d_vision}, d_lm={d_lm}")
-        self.d_vision, self.d_lm = d_vision, d_lm
+        self.d_vision = check_positive_int(d_vision, "d_vision")
+        self.d_lm = check_positive_int(d_lm, "d_lm")
 
     def num_tokens(self, n_patches: int) -> int:
         """M, the number of tokens this projector makes from `n_patches` visual tokens."""
         raise NotImplementedError
 
     def _check(self, x: torch.Tensor) -> int:
+        """N, after checking the visual features x: a float (B, N, d_vision) tensor, B and N >= 1,
+        finite, of the projector's dtype (or any float dtype under autocast)."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"visual features must be a float tensor (batch, tokens, d_vision), "
+                            f"got {got}")
         if x.ndim != 3:
             raise ValueError(f"visual features must be (batch, tokens, d_vision), got shape "
                              f"{tuple(x.shape)}; flatten a (B, D, H, W) feature map with "
@@ -52,6 +66,17 @@ class Projector(nn.Module):
         if x.shape[-1] != self.d_vision:
             raise ValueError(f"visual features have width {x.shape[-1]} but this "
                              f"{type(self).__name__} was built for d_vision={self.d_vision}")
+        if 0 in x.shape:
+            raise ValueError(f"visual features hold no tokens (shape {tuple(x.shape)}): give at "
+                             "least one image with at least one patch token")
+        weight = next((p for p in self.parameters() if p.is_floating_point()), None)
+        if (weight is not None and x.dtype != weight.dtype
+                and not _autocast_enabled(x.device.type)):
+            raise TypeError(f"visual features are {x.dtype} but this {type(self).__name__} is "
+                            f"{weight.dtype}: convert them with x.to({weight.dtype})")
+        if not torch.isfinite(x).all():
+            raise ValueError("visual features hold NaN or infinite values: check the vision "
+                             "encoder's output")
         return x.shape[1]
 
 
@@ -100,9 +125,12 @@ def pixel_shuffle(x: torch.Tensor, scale_factor: int = 2) -> torch.Tensor:
     """Fold each s x s block of neighbouring tokens into one token (Idefics3 / SmolVLM's pixel
     shuffle, a space-to-depth): (B, N, D) -> (B, N / s^2, s^2 * D). Channels of an output token are
     ordered (row in block, column in block, channel), as in transformers' `Idefics3Connector`."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 3:
+        raise ValueError(f"pixel_shuffle takes tokens (B, N, D), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     B, N, D = x.shape
-    g, s = grid_side(N), scale_factor
-    if s < 1 or g % s:
+    g, s = grid_side(N), check_positive_int(scale_factor, "scale_factor")
+    if g % s:
         raise ValueError(f"pixel shuffle factor {s} does not divide the {g}x{g} token grid: "
                          f"choose a factor that divides {g}")
     x = x.reshape(B, g // s, s, g // s, s, D)     # (B, g/s, s, g/s, s, D)
@@ -119,9 +147,7 @@ class PixelShuffleProjector(Projector):
 
     def __init__(self, d_vision: int, d_lm: int, scale_factor: int = 2, bias: bool = False):
         super().__init__(d_vision, d_lm)
-        if not isinstance(scale_factor, int) or scale_factor < 1:
-            raise ValueError(f"scale_factor must be a positive int, got {scale_factor!r}")
-        self.scale_factor = scale_factor
+        self.scale_factor = scale_factor = check_positive_int(scale_factor, "scale_factor")
         self.proj = nn.Linear(d_vision * scale_factor ** 2, d_lm, bias=bias)
 
     def num_tokens(self, n_patches: int) -> int:
@@ -145,9 +171,9 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, kv_dim: int | None = None, bias: bool = False):
         super().__init__()
-        if dim % num_heads:
+        if check_positive_int(dim, "dim") % check_positive_int(num_heads, "num_heads"):
             raise ValueError(f"width {dim} is not divisible by num_heads={num_heads}")
-        kv_dim = dim if kv_dim is None else kv_dim
+        kv_dim = dim if kv_dim is None else check_positive_int(kv_dim, "kv_dim")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
         self.q_proj = nn.Linear(dim, dim, bias=bias)
         self.k_proj = nn.Linear(kv_dim, dim, bias=bias)
@@ -157,6 +183,9 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
                 return_attention: bool = False):
         context = x if context is None else context
+        if x.ndim != 3 or context.ndim != 3 or context.shape[0] != x.shape[0]:
+            raise ValueError(f"queries x {tuple(x.shape)} and context {tuple(context.shape)} must "
+                             "be (B, M, dim) and (B, N, kv_dim), one batch size")
         (B, M, D), N, H = x.shape, context.shape[1], self.num_heads
         q = self.q_proj(x).view(B, M, H, self.head_dim).transpose(1, 2)        # (B, H, M, hd)
         k = self.k_proj(context).view(B, N, H, self.head_dim).transpose(1, 2)  # (B, H, N, hd)
@@ -174,6 +203,7 @@ class FeedForward(nn.Sequential):
     """Pre-LN feed-forward block: LayerNorm, Linear(dim -> mult*dim), GELU, Linear(-> dim)."""
 
     def __init__(self, dim: int, mult: int = 4):
+        mult = check_positive_int(mult, "ff_mult")
         super().__init__(nn.LayerNorm(dim), nn.Linear(dim, mult * dim), nn.GELU(),
                          nn.Linear(mult * dim, dim))
 
@@ -207,8 +237,7 @@ class PerceiverResampler(Projector):
     def __init__(self, d_vision: int, d_lm: int, num_latents: int = DEFAULT_NUM_TOKENS,
                  depth: int = 2, num_heads: int = 4, ff_mult: int = 4):
         super().__init__(d_vision, d_lm)
-        if num_latents < 1 or depth < 1:
-            raise ValueError(f"num_latents and depth must be >= 1, got {num_latents} and {depth}")
+        check_positive_int(num_latents, "num_latents"), check_positive_int(depth, "depth")
         self.num_latents = num_latents
         self.latents = nn.Parameter(torch.randn(num_latents, d_vision) * 0.02)  # (M, D)
         self.layers = nn.ModuleList(
@@ -276,10 +305,10 @@ class QFormer(Projector):
                  depth: int = 2, hidden_size: int | None = None, num_heads: int = 4,
                  ff_mult: int = 4, cross_attention_every: int = 2):
         super().__init__(d_vision, d_lm)
-        if num_queries < 1 or depth < 1 or cross_attention_every < 1:
-            raise ValueError(f"num_queries, depth and cross_attention_every must be >= 1, got "
-                             f"{num_queries}, {depth}, {cross_attention_every}")
-        hidden = d_vision if hidden_size is None else hidden_size
+        for name, value in (("num_queries", num_queries), ("depth", depth),
+                            ("cross_attention_every", cross_attention_every)):
+            check_positive_int(value, name)
+        hidden = d_vision if hidden_size is None else check_positive_int(hidden_size, "hidden_size")
         self.num_queries = num_queries
         self.queries = nn.Parameter(torch.randn(num_queries, hidden) * 0.02)  # (M, hidden)
         self.norm_image = nn.LayerNorm(d_vision)
@@ -311,6 +340,9 @@ class QFormer(Projector):
 # %% notebooks/04_projectors.ipynb cell 24
 def tokens_to_grid(x: torch.Tensor) -> torch.Tensor:
     """(B, N, D) raster-order tokens -> (B, D, g, g) feature map, g = sqrt(N)."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 3:
+        raise ValueError(f"tokens_to_grid takes tokens (B, N, D), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     B, N, D = x.shape
     g = grid_side(N)
     return x.transpose(1, 2).reshape(B, D, g, g)
@@ -318,12 +350,16 @@ def tokens_to_grid(x: torch.Tensor) -> torch.Tensor:
 
 def grid_to_tokens(x: torch.Tensor) -> torch.Tensor:
     """(B, D, h, w) feature map -> (B, h*w, D) tokens in raster order."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"grid_to_tokens takes a feature map (B, D, h, w), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     return x.flatten(2).transpose(1, 2)
 
 
 def check_square_tokens(num_tokens: int) -> int:
     """sqrt(M) for an M that a square pooling grid can make, else a ValueError."""
-    side = math.isqrt(num_tokens) if isinstance(num_tokens, int) and num_tokens > 0 else 0
+    ok = isinstance(num_tokens, int) and not isinstance(num_tokens, bool) and num_tokens > 0
+    side = math.isqrt(num_tokens) if ok else 0
     if side * side != num_tokens:
         raise ValueError(f"num_tokens={num_tokens!r} is not a square number: one token per cell "
                          f"of a sqrt(M) x sqrt(M) grid over the patches, so use "
@@ -335,7 +371,11 @@ def adaptive_pool_tokens(x: torch.Tensor, num_tokens: int) -> torch.Tensor:
     """The C-Abstractor's pooling stage: (B, N, D) -> (B, M, D) by adaptive average pooling of the
     sqrt(N) x sqrt(N) grid to sqrt(M) x sqrt(M) cells (Honeybee, Cha et al. 2024)."""
     side = check_square_tokens(num_tokens)
-    return grid_to_tokens(F.adaptive_avg_pool2d(tokens_to_grid(x), side))  # (B, M, D)
+    grid = tokens_to_grid(x)                                              # (B, D, g, g)
+    if side > grid.shape[-1]:
+        raise ValueError(f"cannot pool {x.shape[1]} tokens into num_tokens={num_tokens}: pooling "
+                         f"makes fewer tokens, choose num_tokens <= {x.shape[1]}")
+    return grid_to_tokens(F.adaptive_avg_pool2d(grid, side))              # (B, M, D)
 
 
 # %% notebooks/04_projectors.ipynb cell 27
@@ -389,9 +429,10 @@ class CAbstractor(Projector):
                  depth: int = 1, hidden_size: int | None = None, mlp_depth: int = 2):
         super().__init__(d_vision, d_lm)
         self.side = check_square_tokens(num_tokens)
-        if depth < 0 or mlp_depth < 1:
-            raise ValueError(f"depth must be >= 0 and mlp_depth >= 1, got {depth} and {mlp_depth}")
-        hidden = d_vision if hidden_size is None else hidden_size
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ValueError(f"depth must be an int >= 0 (0: pooling only), got {depth!r}")
+        check_positive_int(mlp_depth, "mlp_depth")
+        hidden = d_vision if hidden_size is None else check_positive_int(hidden_size, "hidden_size")
         self.m = num_tokens
         if depth == 0:  # pooling only, no convolutions: the readout reads d_vision channels
             self.net, hidden = nn.AdaptiveAvgPool2d(self.side), d_vision
@@ -437,9 +478,10 @@ class DAbstractor(Projector):
                  num_heads: int = 4, num_points: int = 4):
         super().__init__(d_vision, d_lm)
         side = check_square_tokens(num_tokens)  # one reference point per cell
-        if d_vision % num_heads or num_points < 1:
-            raise ValueError(f"d_vision={d_vision} must split into num_heads={num_heads} heads, "
-                             f"and num_points={num_points} must be >= 1")
+        check_positive_int(num_heads, "num_heads"), check_positive_int(num_points, "num_points")
+        if d_vision % num_heads:
+            raise ValueError(f"d_vision={d_vision} does not split into num_heads={num_heads} "
+                             "heads: choose num_heads that divides d_vision")
         self.side, self.num_heads, self.num_points = side, num_heads, num_points
         self.queries = nn.Parameter(torch.randn(num_tokens, d_vision) * 0.02)     # (M, D)
         self.value = nn.Linear(d_vision, d_vision)
@@ -492,7 +534,12 @@ def receptive_field(projector: Projector, feats: torch.Tensor, token: int) -> to
     v ~ N(0, I), E ||v^T J_p||^2 = ||J_p||^2). Images never interact, so one backward pass serves
     the whole batch (K, N, D); patches the token cannot see stay exactly zero."""
     f = feats.clone().requires_grad_(True)            # (K, N, D)
-    out = projector(f)[:, token]                      # (K, d_lm)
+    out = projector(f)                                # (K, M, d_lm)
+    m = out.shape[1]
+    if isinstance(token, bool) or not hasattr(token, "__index__") or not -m <= token < m:
+        raise ValueError(f"token={token!r}: this projector makes {m} tokens, pick one in "
+                         f"[0, {m})")
+    out = out[:, token]                               # (K, d_lm)
     (grad,) = torch.autograd.grad((out * torch.randn_like(out)).sum(), f)
     g = grid_side(f.shape[1])
     return grad.pow(2).sum(-1).mean(0).sqrt().reshape(g, g)
@@ -512,11 +559,14 @@ def build_projector(kind: str, d_vision: int, d_lm: int, num_tokens: int | None 
     projector chooses it); `n_patches` (N), when given, is used to check M, or to derive pixel
     shuffle's factor s = sqrt(N / M). Other keywords go to the projector's class. The result
     keeps its `ProjectorConfig` in `.config`."""
-    if kind not in PROJECTORS:
+    if not isinstance(kind, str) or kind not in PROJECTORS:
         raise ValueError(f"unknown projector {kind!r}: choose one of {sorted(PROJECTORS)}")
-    if num_tokens is not None and (not isinstance(num_tokens, int) or num_tokens < 1):
+    if num_tokens is not None and (isinstance(num_tokens, bool) or not isinstance(num_tokens, int)
+                                   or num_tokens < 1):
         raise ValueError(f"num_tokens={num_tokens!r}: M, the image tokens per image, must be an "
                          "int >= 1 (or None for the projector's default)")
+    if n_patches is not None:
+        n_patches = check_positive_int(n_patches, "n_patches")
     args = dict(kw)
     if kind in _M_ARGUMENT and num_tokens is not None:
         args[_M_ARGUMENT[kind]] = num_tokens
@@ -574,7 +624,7 @@ def temporal_pixel_shuffle(x: torch.Tensor, t: int = 2) -> torch.Tensor:
     if x.dim() < 3:
         raise ValueError(f"expected frame features (..., T, N, C), got shape {tuple(x.shape)}")
     *lead, T, N, C = x.shape
-    if not isinstance(t, int) or t < 1 or T % t:
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1 or T % t:
         raise ValueError(f"temporal pixel shuffle factor t={t!r} does not divide the {T} frames: "
                          f"use a positive int that divides {T}, or drop or repeat frames")
     x = x.reshape(*lead, T // t, t, N, C)       # (..., T/t, t, N, C)

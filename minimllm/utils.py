@@ -3,9 +3,9 @@
 """Small helpers used by every chapter: quick mode, devices, seeding, paths and plots."""
 
 __all__ = ["quick", "get_device", "bf16_supported", "autocast", "seed_everything",
-    "count_parameters", "init_weights", "encode_in_batches", "data_dir", "cache_dir",
-    "artifacts_dir", "checkpoints_dir", "PACKAGES", "bitsandbytes_status", "environment_report",
-    "plot_curves", "to_numpy_image", "show_images"]
+    "check_positive_int", "count_parameters", "init_weights", "encode_in_batches", "data_dir",
+    "cache_dir", "artifacts_dir", "checkpoints_dir", "PACKAGES", "bitsandbytes_status",
+    "environment_report", "plot_curves", "to_numpy_image", "show_images"]
 
 
 # %% notebooks/00_setup_and_data.ipynb cell 3
@@ -74,6 +74,17 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def check_positive_int(value, name: str) -> int:
+    """`value` as an int, or an error naming `name`: a positive whole number (numpy ints too; not a
+    bool, a float or a string). The one check of the course's sizes and counts."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (only those with `requires_grad` when `trainable_only`)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
@@ -95,6 +106,9 @@ def encode_in_batches(module: torch.nn.Module, inputs: torch.Tensor, encode=None
     """`encode(chunk)` (default: `module(chunk)`) over `inputs` in chunks of `batch_size`, on the
     module's device, in eval mode and without gradients; the outputs concatenated on the CPU. For
     features of a frozen encoder that never change, computed once instead of at every step."""
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if len(inputs) == 0:
+        raise ValueError("encode_in_batches got no inputs (a batch of 0): give at least one")
     encode = encode or module
     device = next(module.parameters()).device
     was_training = module.training

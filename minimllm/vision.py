@@ -16,10 +16,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minimllm.pretrained import Config, Pretrained
-from minimllm.utils import init_weights
+from minimllm.utils import check_positive_int, init_weights
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 5
+def _integer_pixels(t: torch.Tensor) -> torch.Tensor:
+    """8-bit pixels of any integer type (uint8, int32, ...) -> floats in [0, 1]; outside
+    [0, 255] is an error."""
+    t = t.to(torch.int64)  # compare in a type that holds 255 (int8 does not)
+    if t.numel() and (t.min() < 0 or t.max() > 255):
+        raise ValueError(f"integer pixels must be in [0, 255], got [{t.min().item()}, "
+                         f"{t.max().item()}]: give 8-bit images")
+    return t.float() / 255.0
+
+
 def _image_tensor(img, num_channels: int, image_size: int | None) -> torch.Tensor:
     """One image (PIL, array or tensor) -> a float tensor (C, H, W) in [0, 1], checked: 16-bit
     images, floats outside [0, 1] (0-255 floats, or pixels already normalised to [-1, 1]), NaN,
@@ -39,22 +49,19 @@ def _image_tensor(img, num_channels: int, image_size: int | None) -> torch.Tenso
         if img.dtype == np.uint16:
             raise ValueError("a uint16 array (a 16-bit image): scale it to 8 bits, e.g. "
                              "(arr / 257).astype(np.uint8), or to floats in [0, 1] (arr / 65535)")
-        if img.dtype == np.bool_ or not np.issubdtype(img.dtype, np.number):
+        if not (np.issubdtype(img.dtype, np.integer) or np.issubdtype(img.dtype, np.floating)):
             raise TypeError(f"an array of dtype {img.dtype}: give uint8 pixels in [0, 255] or "
                             "floats in [0, 1]")
-        if np.issubdtype(img.dtype, np.integer):  # 8-bit pixels, whatever the integer type
-            if img.size and (img.min() < 0 or img.max() > 255):
-                raise ValueError(f"integer pixels must be in [0, 255], got [{img.min()}, "
-                                 f"{img.max()}]: give 8-bit images")
-            img = img.astype(np.float32) / 255.0
         if img.ndim not in (2, 3):
             raise ValueError(f"an image array must be (H, W) or (H, W, C), got shape {img.shape}")
-        t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))
+        integer = np.issubdtype(img.dtype, np.integer)
+        t = torch.from_numpy(np.array(img, dtype=np.int64 if integer else np.float32))
+        t = _integer_pixels(t) if not t.is_floating_point() else t.float()  # 8-bit, any int type
         t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)  # (H, W, C) -> (C, H, W)
     elif isinstance(img, torch.Tensor):
         if img.dtype == torch.bool or img.is_complex():
-            raise TypeError(f"a {img.dtype} tensor: give floats in [0, 1]")
-        t = img.float() / 255.0 if img.dtype == torch.uint8 else img.float()
+            raise TypeError(f"a {img.dtype} tensor: give floats in [0, 1] or uint8 in [0, 255]")
+        t = img.float() if img.is_floating_point() else _integer_pixels(img)
         t = t.unsqueeze(0) if t.ndim == 2 else t
         if t.ndim != 3:
             raise ValueError(f"an image tensor must be (C, H, W) (or a batch (B, C, H, W)), got "
@@ -66,6 +73,9 @@ def _image_tensor(img, num_channels: int, image_size: int | None) -> torch.Tenso
     else:
         raise TypeError(f"to_pixel_values: unsupported image type {type(img).__name__}; give "
                         "PIL images, numpy arrays or tensors (open a file with PIL.Image.open)")
+    if 0 in t.shape[-2:]:
+        raise ValueError(f"an empty image ({t.shape[-2]}x{t.shape[-1]} pixels): give images of at "
+                         "least one pixel")
     if not torch.isfinite(t).all():
         raise ValueError("the image holds NaN or infinite values: fix the pixels first")
     if t.numel() and (t.min() < -1e-3 or t.max() > 1 + 1e-3):
@@ -85,8 +95,9 @@ def to_pixel_values(images, image_size: int | None = None, num_channels: int = 3
     `num_channels == 1`) and resized to `image_size` when it is given. Anything else (16-bit
     pixels, floats in 0-255, pixels already in [-1, 1], NaN, channel-last tensors) is an error.
     """
-    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    if image_size is not None:
+        image_size = check_positive_int(image_size, "image_size")
+    num_channels = check_positive_int(num_channels, "num_channels")
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         images = list(images)
     if not isinstance(images, (list, tuple)):
@@ -118,9 +129,17 @@ def _check_patchable(h: int, w: int, patch_size: int):
                          f"{(h // patch_size) * patch_size}x{(w // patch_size) * patch_size})")
 
 
+def _check_rank(x, ndim: int, name: str, shape: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != ndim:
+        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a {ndim}-D tensor {shape}, got {got}")
+
+
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, N, C*P*P): non-overlapping patches in raster order (ViT, Dosovitskiy et
     al. 2021). Each patch is flattened in (C, P, P) order, the order of a Conv2d kernel."""
+    _check_rank(images, 4, "images", "(B, C, H, W)")
+    patch_size = check_positive_int(patch_size, "patch_size")
     B, C, H, W = images.shape
     _check_patchable(H, W, patch_size)
     P = patch_size
@@ -133,10 +152,15 @@ def unpatchify(patches: torch.Tensor, patch_size: int, grid: tuple[int, int] | N
                num_channels: int = 3) -> torch.Tensor:
     """Inverse of `patchify`: (B, N, C*P*P) -> (B, C, H, W).
     `grid` = (rows, cols), square if None."""
-    B, N, _ = patches.shape
-    P, C = patch_size, num_channels
+    _check_rank(patches, 3, "patches", "(B, N, C*P*P)")
+    P = check_positive_int(patch_size, "patch_size")
+    C = check_positive_int(num_channels, "num_channels")
+    B, N, width = patches.shape
+    if width != C * P * P:
+        raise ValueError(f"patches of width {width} are not {C} channels of {P}x{P} pixels "
+                         f"({C * P * P}): pass the patch_size and num_channels of patchify")
     gh, gw = grid if grid is not None else (math.isqrt(N), math.isqrt(N))
-    if gh * gw != N:
+    if gh * gw != N or gh < 1:
         raise ValueError(f"{N} patches do not fill a {gh}x{gw} grid: pass grid=(rows, cols)")
     x = patches.reshape(B, gh, gw, C, P, P).permute(0, 3, 1, 4, 2, 5)  # (B, C, gh, P, gw, P)
     return x.reshape(B, C, gh * P, gw * P)
@@ -149,6 +173,9 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, num_channels: int, hidden_size: int, patch_size: int):
         super().__init__()
+        for name, value in (("num_channels", num_channels), ("hidden_size", hidden_size),
+                            ("patch_size", patch_size)):
+            check_positive_int(value, name)
         self.num_channels, self.patch_size = num_channels, patch_size
         self.proj = nn.Conv2d(num_channels, hidden_size, kernel_size=patch_size, stride=patch_size)
 
@@ -180,7 +207,8 @@ def sincos_2d_position_embedding(grid_h: int, grid_w: int, dim: int,
                                  temperature: float = 10000.0) -> torch.Tensor:
     """Fixed 2-D sin-cos position embeddings (N = grid_h * grid_w, dim), raster order, as in MAE
     (He et al. 2022): the first half of the channels encodes the row, the second half the column."""
-    if dim % 4:
+    check_positive_int(grid_h, "grid_h"), check_positive_int(grid_w, "grid_w")
+    if check_positive_int(dim, "dim") % 4:
         raise ValueError(f"dim must be divisible by 4 for 2-D sin-cos embeddings, got {dim}")
     rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
     emb_rows = sincos_1d_position_embedding(rows.flatten(), dim // 2, temperature)  # (N, dim/2)
@@ -209,9 +237,10 @@ class ViTConfig(Config):
     def __post_init__(self):
         for name in ("image_size", "patch_size", "num_channels", "hidden_size", "num_layers",
                      "num_heads", "intermediate_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ViTConfig.{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), f"ViTConfig.{name}")
+        if not (isinstance(self.layer_norm_eps, (int, float)) and 0 < self.layer_norm_eps < 1):
+            raise ValueError(f"ViTConfig.layer_norm_eps must be a small positive float (1e-6), "
+                             f"got {self.layer_norm_eps!r}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size "
                              f"{self.patch_size}: pick sizes such that "
@@ -319,6 +348,9 @@ def check_pixel_values(pixel_values) -> None:
     if not pixel_values.is_floating_point():
         raise TypeError(f"pixel_values must be floats in [-1, 1], got {pixel_values.dtype}: "
                         "make them with to_pixel_values(images)")
+    if pixel_values.numel() == 0:
+        raise ValueError(f"pixel_values hold no pixels (shape {tuple(pixel_values.shape)}): give "
+                         "at least one image")
     if not torch.isfinite(pixel_values).all():
         raise ValueError("pixel_values hold NaN or infinite values: check the images")
     if pixel_values.numel() and pixel_values.abs().max() > 10:
@@ -376,10 +408,11 @@ class VisionTransformer(nn.Module, Pretrained):
         """How many blocks run to produce `feature_layer`: L for -1 (then the final LayerNorm),
         L - 1 for -2, ..., 0 for -(L + 1)."""
         L = len(self.layers)
-        if not -(L + 1) <= feature_layer <= -1:
+        if (isinstance(feature_layer, bool) or not isinstance(feature_layer, (int, np.integer))
+                or not -(L + 1) <= feature_layer <= -1):
             raise ValueError(f"feature_layer={feature_layer}: use -1 (the output) down to "
                              f"-{L + 1} (the patch embeddings)")
-        return L if feature_layer == -1 else L + 1 + feature_layer
+        return L if feature_layer == -1 else L + 1 + int(feature_layer)
 
 
 # %% notebooks/02_vision_transformer.ipynb cell 30
@@ -424,7 +457,8 @@ class ViTClassifier(nn.Module):
     def __init__(self, config: ViTConfig | None = None, num_classes: int = 10):
         super().__init__()
         self.vit = VisionTransformer(config)
-        self.head = nn.Linear(self.vit.config.hidden_size, num_classes)
+        self.head = nn.Linear(self.vit.config.hidden_size,
+                              check_positive_int(num_classes, "num_classes"))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.head(self.vit(pixel_values).pooler_output)  # (B, num_classes)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 matplotlib.use("Agg")  # tests draw figures without a screen
 os.environ.setdefault("MINIMLLM_QUICK", "1")
 
-# Property-based tests (tests/test_properties.py): a small example budget in the suite, a large
+# Property-based tests (tests/test_properties*.py): a small example budget in the suite, a large
 # one under `make fuzz` (HYPOTHESIS_PROFILE=fuzz).
 settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])

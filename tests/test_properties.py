@@ -4,8 +4,9 @@ minimllm's own code, with a message that names the argument. Never an error from
 PIL or numpy, and never a silent result.
 
 The suite runs a small example budget; `make fuzz` runs a large one (HYPOTHESIS_PROFILE=fuzz).
-So far: data (scenes, rendering, questions, the corpus) and lm (token ids, labels, the corpus
-tokens)."""
+Here: data (scenes, rendering, questions, the corpus) and lm (token ids, labels, the corpus
+tokens). test_properties_vision.py (vision, contrastive) and test_properties_projectors.py
+import the helpers below."""
 
 import functools
 from pathlib import Path
