@@ -7,7 +7,8 @@
     minimllm assistant           chapter 07's job: instruction-tune the assistant, report accuracy
     minimllm chat --image PATH "question"   ask the trained assistant about an image (no question:
                                             one per line, the model loaded once)
-    minimllm export MODEL_DIR OUT_DIR       a saved MLLM as a transformers folder (LLaVA / Mllama)
+    minimllm export MODEL_DIR OUT_DIR       a saved MLLM as a transformers folder (LLaVA, or
+                                            custom code that trust_remote_code=True loads)
     minimllm grade NOTEBOOK      grade an exercise notebook
     minimllm checkpoints         train the reference checkpoints into data/checkpoints/
 
@@ -166,26 +167,28 @@ def load_saved_mllm(path):
 
 
 def cmd_export(args) -> int:
-    """A saved MLLM as a transformers folder: Method A -> LlavaForConditionalGeneration with a
-    LlavaProcessor (pipeline("image-text-to-text") answers as `minimllm chat`), Method B -> Mllama.
-    Checks that the written model gives the same logits as ours."""
+    """A saved MLLM as a transformers folder (`minimllm.export.save_transformers`): Method A ->
+    LlavaForConditionalGeneration (linear, MLP projector) or MiniMLLMForConditionalGeneration
+    (every other projector), Method B -> MiniMLLMCrossAttentionForConditionalGeneration (custom
+    code in the folder, loaded with `trust_remote_code=True`), with a processor with which
+    pipeline("image-text-to-text") answers as `minimllm chat`. Checks that the written model
+    gives the same logits as ours."""
+    import json
+    from pathlib import Path
+
     from tqdm.auto import tqdm
 
-    from minimllm import mllm, xattn
+    from minimllm import export
 
     steps = tqdm(total=3, desc="export", unit="step")
     try:
         steps.set_postfix_str("loading")
         model, tokenizer = load_saved_mllm(args.model_dir)
-        method_b = isinstance(model, xattn.CrossAttentionMLLM)
-        if not method_b and model.projector.kind not in ("linear", "mlp"):
-            raise ValueError(f"the {model.projector.kind} projector has no LLaVA equivalent: only "
-                             "models with the 'mlp' or 'linear' projector export to "
-                             "LlavaForConditionalGeneration (Method-B models export to Mllama)")
+        format_prompt = trained_format_prompt(args.model_dir)
         steps.update()
         steps.set_postfix_str("converting and writing")
-        save = xattn.save_transformers if method_b else mllm.save_transformers
-        out = save(model, tokenizer, args.out_dir)
+        out = export.save_transformers(model, tokenizer, args.out_dir,
+                                       format_prompt=format_prompt)
         steps.update()
         steps.set_postfix_str("checking")
         gap = export_gap(model, out)
@@ -194,9 +197,14 @@ def cmd_export(args) -> int:
         raise SystemExit(f"minimllm export: {error}") from None
     finally:
         steps.close()
-    kind = "MllamaForConditionalGeneration" if method_b else "LlavaForConditionalGeneration"
+    kind = json.loads((Path(out) / "config.json").read_text())["architectures"][0]
     print(f"{args.model_dir} -> {out} ({kind}); largest logit difference on a test input: "
           f"{gap:.1e}")
+    if export.needs_remote_code(model):
+        print("  the folder holds its own model code: load it with trust_remote_code=True")
+    if format_prompt:
+        print(f"  tuned with the format prompt {format_prompt!r}: append it to each question, as "
+              "`minimllm chat` does")
     return 0 if gap < 1e-3 else 1  # float rounding only
 
 
@@ -206,9 +214,10 @@ def export_gap(model, folder) -> float:
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from minimllm import xattn
+    from minimllm.export import needs_remote_code
 
-    hf = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    hf = AutoModelForImageTextToText.from_pretrained(
+        folder, trust_remote_code=needs_remote_code(model), local_files_only=True).eval()
     g = torch.Generator().manual_seed(0)
     S = model.config.vision.image_size
     pixels = torch.rand(1, 3, S, S, generator=g) * 2 - 1
@@ -217,11 +226,7 @@ def export_gap(model, folder) -> float:
     ids = torch.cat([torch.full((1, n), model.config.image_token_id), text], dim=1)
     with torch.no_grad():
         ours = model(ids, pixels).logits
-        if isinstance(model, xattn.CrossAttentionMLLM):
-            inputs = xattn.mllama_text_inputs(model, ids, pixels)
-            theirs = hf.lm_head(hf.model.language_model(**inputs).last_hidden_state)
-        else:
-            theirs = hf(input_ids=ids, pixel_values=pixels).logits
+        theirs = hf(input_ids=ids, pixel_values=pixels).logits
     return float((ours - theirs).abs().max())
 
 
@@ -274,7 +279,8 @@ COMMANDS = {
     "assistant": ("chapter 07: train and evaluate the assistant", "minimllm assistant --quick"),
     "chat": ("ask a trained assistant a question about an image",
              'minimllm chat --image my_scene.png "how many objects are there?"'),
-    "export": ("a saved MLLM as a transformers folder (LLaVA, or Mllama for Method B)",
+    "export": ("a saved MLLM as a transformers folder (LLaVA, or custom code that "
+               "trust_remote_code=True loads)",
                "minimllm export data/artifacts/assistant data/artifacts/assistant-hf"),
     "grade": ("grade an exercise notebook", "minimllm grade exercises/01_language_model.ipynb"),
     "checkpoints": ("train the reference checkpoints into data/checkpoints/",

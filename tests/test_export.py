@@ -1,13 +1,14 @@
 """`minimllm export`: a trained Method-A model becomes a transformers folder that
 `pipeline("image-text-to-text")` and `AutoModelForImageTextToText` + `AutoProcessor` load offline
-and that answers exactly as `minimllm chat` (same tokens, greedy); projectors without a LLaVA
-equivalent are refused by name; a Method-B model becomes Mllama with the same logits."""
+and that answers exactly as `minimllm chat` (same tokens, greedy); a Method-B model's language
+model becomes Mllama's with the same logits. (Projectors without a LLaVA equivalent, and Method B
+with its own encoder and projector: test_export_remote.py.)"""
 
 import numpy as np
 import pytest
 import torch
 
-from minimllm import cli
+from minimllm import cli, xattn
 from minimllm.chat import END_ID, ChatProcessor, image_turn
 from minimllm.data import render_scene, sample_scene, text_corpus
 from minimllm.lm import LanguageModel, LMConfig
@@ -111,19 +112,14 @@ def test_pipeline_and_auto_classes_answer_with_the_same_tokens_as_minimllm_chat(
         assert reply == chat_reply
 
 
-def test_projectors_without_a_llava_equivalent_are_refused_by_name(tokenizer, tmp_path):
-    model = MLLM(MLLMConfig(vision=ViTConfig(**VIT), lm=lm_config(tokenizer),
-                            projector="c_abstractor", num_image_tokens=4))
-    model.save_pretrained(tmp_path / "m", tokenizer=tokenizer)
-    with pytest.raises(SystemExit, match="c_abstractor projector has no LLaVA equivalent.*'mlp' "
-                                         "or 'linear'"):
-        cli.main(["export", str(tmp_path / "m"), str(tmp_path / "hf")])
-    assert not (tmp_path / "hf").exists()
+def test_a_folder_without_a_model_is_refused_by_name(tmp_path):
+    # (projectors without a LLaVA equivalent export with custom code: test_export_remote.py)
     with pytest.raises(SystemExit, match="holds no config.json"):
         cli.main(["export", str(tmp_path / "nowhere"), str(tmp_path / "hf")])
+    assert not (tmp_path / "hf").exists()
 
 
-def test_method_b_exports_to_mllama_with_the_same_logits(tokenizer, tmp_path, capsys):
+def test_method_b_exports_to_mllama_with_the_same_logits(tokenizer, tmp_path):
     from transformers import AutoModelForImageTextToText
 
     torch.manual_seed(0)
@@ -134,9 +130,9 @@ def test_method_b_exports_to_mllama_with_the_same_logits(tokenizer, tmp_path, ca
         for block in model.cross_attention_blocks():
             block.cross_attn_attn_gate.fill_(0.7)
             block.cross_attn_mlp_gate.fill_(-0.7)
-    model.save_pretrained(tmp_path / "m", tokenizer=tokenizer)
-    assert cli.main(["export", str(tmp_path / "m"), str(tmp_path / "hf")]) == 0
-    assert "MllamaForConditionalGeneration" in capsys.readouterr().out
+    # (`minimllm export` writes Method B with its own encoder and projector instead:
+    # test_export_remote.py; Mllama carries the language model over)
+    xattn.save_transformers(model, tokenizer, tmp_path / "hf")
     hf = AutoModelForImageTextToText.from_pretrained(tmp_path / "hf", local_files_only=True)
     assert type(hf).__name__ == "MllamaForConditionalGeneration"
     ids = torch.randint(10, len(tokenizer), (2, 10), generator=torch.Generator().manual_seed(1))
