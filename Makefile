@@ -8,7 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CELL_TIMEOUT ?= 600
 
 .PHONY: help demo assistant gpu test lint unit nbtest export update export-check exercises exercises-check grade fuzz \
-        checkpoints run-notebook lab env clean
+        checkpoints run-notebook lab site env clean
 
 help:
 	@echo "make demo         the main job: environment check, data preview, train the MLLM and report accuracy"
@@ -17,6 +17,7 @@ help:
 	@echo "make test         the whole suite in quick mode (lint, unit, export/exercise sync, notebooks)"
 	@echo "make fuzz         the property-based tests with a large example budget (minutes)"
 	@echo "make lab          JupyterLab on the course"
+	@echo "make site         the course as a website in site/ (README + chapters with their outputs)"
 	@echo "make export       write minimllm/ from the notebooks' #| export cells"
 	@echo "make update       write blocks edited in minimllm/ back into their notebook cells"
 	@echo "make exercises    write exercises/ from solutions/"
@@ -49,13 +50,13 @@ gpu: env
 	$(BIN)/minimllm train --preset gpu
 
 lint: env
-	$(BIN)/ruff check minimllm tests notebooks solutions exercises
+	$(BIN)/ruff check minimllm tests notebooks solutions exercises docs
 
 unit: env
 	MINIMLLM_QUICK=1 $(PY) -m pytest -q tests
 
 fuzz: env
-	HYPOTHESIS_PROFILE=fuzz MINIMLLM_QUICK=1 $(PY) -m pytest -q tests/test_properties.py
+	HYPOTHESIS_PROFILE=fuzz MINIMLLM_QUICK=1 $(PY) -m pytest -q tests/test_properties*.py
 
 nbtest: env
 	MINIMLLM_QUICK=1 $(PY) -m pytest -q --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:randomly notebooks solutions
@@ -95,5 +96,11 @@ run-notebook: env
 lab: env
 	$(BIN)/jupyter lab
 
+# The course as a website (mkdocs.yml, docs/hooks.py): the committed outputs, never executed.
+site: env
+	@start=$$(date +%s); \
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site; rc=$$?; \
+	echo "make site: $$(( $$(date +%s) - start )) s; open site/index.html (exit $$rc)"; exit $$rc
+
 clean:
-	rm -rf data/cache data/artifacts .pytest_cache .ruff_cache
+	rm -rf data/cache data/artifacts .pytest_cache .ruff_cache site .cache/site .cache/mkdocs-jupyter
