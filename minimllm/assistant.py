@@ -6,9 +6,9 @@ mixture of descriptions, short-answer questions of every type, multi-turn conver
 text-only questions. Then `evaluate_assistant` measures it and the model is saved."""
 
 __all__ = ["TASKS", "TEXT_QTYPES", "ANSWER_STYLES", "LOOK_PROMPT", "answer_text", "task_messages",
-    "text_turn", "InstructionBatches", "chat_loss", "AssistantConfig", "evaluate_assistant",
-    "heldout_phrasings", "target_values", "missed_targets", "report_lines", "main_job",
-    "save_pictures", "train_reference"]
+    "text_messages", "text_turn", "InstructionBatches", "chat_loss", "AssistantConfig",
+    "evaluate_assistant", "heldout_phrasings", "target_values", "missed_targets", "report_lines",
+    "main_job", "save_pictures", "train_reference"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 16
@@ -29,6 +29,7 @@ from minimllm.data import (
     make_conversation,
     make_questions,
     reasoned_answer,
+    sample_scene,
 )
 from minimllm.evaluate import (
     POPE_SETTINGS,
@@ -74,9 +75,10 @@ def task_messages(task: str, scene: dict, rng: np.random.Generator,
     - "describe": a request for a description, answered with the "positions" caption;
     - "vqa": one question of a random type, with the format prompt, answered in `answer_style`;
     - "conversation": a description and / or up to three questions, the image in the first turn;
-    - "text": no image; the caption is in the user's text, then a question (the LM keeps reading
-      text, LLaVA-1.5 mixes in text-only data for the same reason); a relation's answer is
-      reasoned out, as the foundation LM learned, when the answers are "described"."""
+    - "text": no image; a caption in the user's text, then a question (the LM keeps reading
+      text, LLaVA-1.5 mixes in text-only data for the same reason), answered as in "vqa"
+      (`text_messages`). Its scene is a fresh one in which every colour-shape pair may occur:
+      a real LLM has read every phrase, and only the *images* of the held-out pairs are new."""
     if task == "describe":
         return [image_turn(str(rng.choice(DESCRIBE_REQUESTS))),
                 {"role": "assistant", "content": make_caption(scene, style=CAPTION_STYLE)}]
@@ -87,12 +89,20 @@ def task_messages(task: str, scene: dict, rng: np.random.Generator,
     if task == "conversation":
         messages = make_conversation(scene, rng)
         return [image_turn(messages[0]["content"]), *messages[1:]]
-    if task == "text":
-        q = make_questions(scene, rng, [str(rng.choice(TEXT_QTYPES))])[0]
-        answer = reasoned_answer(q, reasoned=answer_style == "described")
-        return [text_turn(scene, q["question"], format_prompt),
-                {"role": "assistant", "content": answer}]
+    if task == "text":  # not the image's scene: a fresh one, held-out pairs included
+        fresh = sample_scene(rng, min_objects=1, max_objects=4)
+        return text_messages(fresh, rng, format_prompt, answer_style)
     raise ValueError(f"unknown task {task!r}: choose from {TASKS}")
+
+
+def text_messages(scene: dict, rng: np.random.Generator, format_prompt: str = FORMAT_PROMPT,
+                  answer_style: str = "short") -> list[dict]:
+    """A conversation without an image: `scene`'s caption and a question in the user's message,
+    the reply written as the "vqa" task writes it (`answer_text`: with "described" answers the
+    assistant restates the caption, so it writes every colour-shape phrase itself)."""
+    q = make_questions(scene, rng, [str(rng.choice(TEXT_QTYPES))])[0]
+    return [text_turn(scene, q["question"], format_prompt),
+            {"role": "assistant", "content": answer_text(scene, q, answer_style)}]
 
 
 def text_turn(scene: dict, question: str, format_prompt: str = FORMAT_PROMPT) -> dict:

@@ -6,8 +6,7 @@
     python scripts/assistant_sweep.py --name vqa-heavy \
         --set 'mixture={"describe": 0.2, "vqa": 0.6, "conversation": 0.1, "text": 0.1}'
     python scripts/assistant_sweep.py --name colour-noise --colour-noise 0.3   # colour_noise.py
-    python scripts/assistant_sweep.py --name text-pairs --text-all-pairs --text-restates
-    python scripts/assistant_sweep.py --name text-restates --text-restates  # one change alone
+    python scripts/assistant_sweep.py --name text-restates --text-task restates  # text_pairs.py
     python scripts/assistant_sweep.py --table
 
 Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
@@ -33,6 +32,9 @@ from minimllm.assistant import AssistantConfig, main_job
 from minimllm.utils import checkpoints_dir
 
 CACHE = checkpoints_dir() / "assistant_sweeps" / "stage2.json"
+# --text-task: (fresh scenes with every pair, reply restates the caption); "both" is chapter 07's
+TEXT_TASKS = {"both": (True, True), "all-pairs": (True, False), "restates": (False, True),
+              "neither": (False, False)}
 
 
 def parse_settings(pairs: list[str]) -> dict:
@@ -122,11 +124,10 @@ def main() -> None:
     parser.add_argument("--colour-noise", type=float, default=0.0, metavar="P",
                         help="stage 2 swaps a colour word before a shape word in the input with "
                              "probability P, labels kept (scripts/colour_noise.py)")
-    parser.add_argument("--text-all-pairs", action="store_true",
-                        help="the text task draws fresh scenes in which every (colour, shape) "
-                             "pair may occur (scripts/text_pairs.py)")
-    parser.add_argument("--text-restates", action="store_true",
-                        help="the text task's reply restates the caption before the answer")
+    parser.add_argument("--text-task", choices=TEXT_TASKS, default="both",
+                        help="the text task's changes kept (scripts/text_pairs.py): 'both' "
+                             "(chapter 07: fresh scenes with every colour-shape pair, and a reply "
+                             "that restates the caption), one of them, or 'neither'")
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -141,8 +142,7 @@ def main() -> None:
         return
     changes = parse_settings(args.set)
     config = AssistantConfig(**{**asdict(AssistantConfig()), **changes})
-    text_changes = {"text_all_pairs": args.text_all_pairs, "text_restates": args.text_restates}
-    if args.colour_noise and any(text_changes.values()):
+    if args.colour_noise and args.text_task != "both":
         parser.error("--colour-noise and the text task's changes are measured one at a time")
     import minimllm.assistant
 
@@ -151,12 +151,11 @@ def main() -> None:
 
         minimllm.assistant.InstructionBatches = noisy_batches(args.colour_noise)  # main_job's
         changes["colour_noise"] = args.colour_noise
-    if any(text_changes.values()):
+    if args.text_task != "both":
         from text_pairs import text_batches
 
-        minimllm.assistant.InstructionBatches = text_batches(args.text_all_pairs,
-                                                             args.text_restates)
-        changes.update({k: v for k, v in text_changes.items() if v})
+        minimllm.assistant.InstructionBatches = text_batches(*TEXT_TASKS[args.text_task])
+        changes["text_task"] = args.text_task
     start = time.perf_counter()
     for seed in args.seeds:
         key = f"{args.name} seed={seed}"

@@ -283,6 +283,22 @@ def test_instruction_batches_are_seeded_by_step_and_one_task_each(processor):
         task_messages("sing", all_scenes[0], rng)
 
 
+def test_the_text_task_writes_every_pair_and_answers_as_the_vqa_task():
+    from minimllm.assistant import LOOK_PROMPT, task_messages
+    from minimllm.data import HELDOUT_PAIRS
+
+    scene = sample_scene(np.random.default_rng(0), exclude_pairs=HELDOUT_PAIRS)
+    chats = [task_messages("text", scene, np.random.default_rng(k), LOOK_PROMPT, "described")
+             for k in range(200)]
+    held = [f"{c} {s}" for c, s in HELDOUT_PAIRS]
+    assert sum(any(p in reply["content"] for p in held) for _, reply in chats) > 20
+    for user, reply in chats:  # a fresh scene, its caption restated before the answer
+        caption = user["content"].split(". ")[0]
+        assert reply["content"].startswith(caption + "; ") and ", so " in reply["content"]
+    short = task_messages("text", scene, np.random.default_rng(0))[1]["content"]
+    assert ";" not in short and ", so" not in short  # short answers stay bare
+
+
 def test_minimllm_assistant_exits_non_zero_below_the_targets(monkeypatch):
     import minimllm.assistant
     from minimllm.cli import main
