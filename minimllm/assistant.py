@@ -6,12 +6,13 @@ mixture of descriptions, short-answer questions of every type, multi-turn conver
 text-only questions. Then `evaluate_assistant` measures it and the model is saved."""
 
 __all__ = ["TASKS", "TEXT_QTYPES", "ANSWER_STYLES", "LOOK_PROMPT", "answer_text", "task_messages",
-    "text_messages", "text_turn", "InstructionBatches", "chat_loss", "AssistantConfig",
-    "evaluate_assistant", "heldout_phrasings", "target_values", "missed_targets", "report_lines",
-    "main_job", "save_pictures", "train_reference"]
+    "text_messages", "text_turn", "InstructionBatches", "chat_loss", "length_buckets",
+    "AssistantConfig", "evaluate_assistant", "heldout_phrasings", "target_values",
+    "missed_targets", "report_lines", "main_job", "save_pictures", "train_reference"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 16
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from minimllm.evaluate import (
     show_answers,
 )
 from minimllm.mllm import MLLM, MLLMConfig, load_towers, stage_plan
+from minimllm.tokenizer import IMAGE_TOKEN_ID, PAD_ID
 from minimllm.train import Stage, final_loss, train_stages
 from minimllm.vision import to_pixel_values
 
@@ -150,9 +152,47 @@ class InstructionBatches:
         return task_messages(task, scene, rng, self.format_prompt, self.answer_style)
 
 
-def chat_loss(model: MLLM, batch: dict) -> torch.Tensor:
-    """Next-token cross-entropy on the assistant's tokens only (the labels mask the rest)."""
-    return model(batch["input_ids"], batch.get("pixel_values"), labels=batch["labels"]).loss
+def chat_loss(model: MLLM, batch: dict, buckets: int = 1) -> torch.Tensor:
+    """Next-token cross-entropy on the assistant's tokens only (the labels mask the rest).
+
+    `buckets` > 1 runs the batch as that many groups of rows of similar length, each cut to its
+    longest row (`length_buckets`), and weighs each group's loss by its share of the target
+    tokens: the same loss and gradients as one padded batch, up to float rounding, for less
+    compute spent on padding."""
+    if buckets == 1:
+        return model(batch["input_ids"], batch.get("pixel_values"), labels=batch["labels"]).loss
+    groups = length_buckets(batch, buckets)
+    total = sum(n for _, n in groups)
+    return sum(chat_loss(model, group) * (n / total) for group, n in groups if n)
+
+
+def length_buckets(batch: dict, buckets: int) -> list[tuple[dict, int]]:
+    """A right-padded batch (input_ids, labels (B, T), optional pixel_values) as `buckets` groups
+    of rows sorted by length, each cut to its longest row, with its number of target tokens (the
+    labels after the first position that are not -100, as `next_token_loss` counts them). Each
+    group takes its rows' images: the `<image>` placeholders of a row say how many it holds."""
+    ids, labels = batch["input_ids"], batch["labels"]                   # (B, T)
+    if not isinstance(buckets, int) or buckets < 1:
+        raise ValueError(f"buckets must be a positive int, got {buckets!r}")
+    lengths = (ids != PAD_ID).sum(1)                                    # (B,)
+    pixels = batch.get("pixel_values")                                  # (n_images, 3, S, S)
+    if pixels is not None:
+        placeholders = (ids == IMAGE_TOKEN_ID).sum(1)                   # (B,) M per image
+        per_row = placeholders * len(pixels) // max(int(placeholders.sum()), 1)
+        first = torch.cumsum(per_row, 0) - per_row                      # each row's first image
+    groups = []
+    for rows in lengths.argsort(stable=True).tensor_split(buckets):
+        if len(rows) == 0:
+            continue
+        rows = rows.sort().values  # the batch's order within the group
+        t = int(lengths[rows].max())
+        group = {"input_ids": ids[rows, :t], "labels": labels[rows, :t]}
+        if pixels is not None:
+            images = [int(first[r]) + i for r in rows.tolist() for i in range(int(per_row[r]))]
+            group["pixel_values"] = (pixels[torch.tensor(images, dtype=torch.long)] if images
+                                     else None)
+        groups.append((group, int((group["labels"][:, 1:] != -100).sum())))
+    return groups
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 32
@@ -171,6 +211,7 @@ class AssistantConfig:
     stage1_lr: float = 3e-3
     stage2_steps: int = 3500          # stage 2: projector + LM (+ encoder block), on the mixture
     stage2_lr: float = 1e-3
+    length_buckets: int = 3           # rows of similar length run together: less padding
     mixture: dict = field(default_factory=lambda: {"describe": 0.4, "vqa": 0.4,
                                                    "conversation": 0.1, "text": 0.1})
     # the description, the question again, then the answer (a chain of thought), asked for by
@@ -326,7 +367,8 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
                     prepare(st), trains=f"{', '.join(trains[st])} on {mixture}")
               for st, steps, lr, mixture in ((1, c.stage1_steps, c.stage1_lr, {"describe": 1.0}),
                                              (2, c.stage2_steps, c.stage2_lr, c.mixture))]
-    histories = train_stages(model, chat_loss, stages, seed, device=device, log=log)
+    loss = functools.partial(chat_loss, buckets=c.length_buckets)
+    histories = train_stages(model, loss, stages, seed, device=device, log=log)
     log(f"evaluating on {len(dataset['test'])} test and {len(dataset['test_compositional'])} "
         "compositional scenes ...")
     results = evaluate_assistant(model, processor, dataset, scenes, c.format_prompt, seed)

@@ -378,3 +378,49 @@ def test_yes_probability_reads_where_the_reply_answers(tokenizer, processor):
             logits = model(batch["input_ids"], batch["pixel_values"]).logits[0, at]
         want = logits[yes_no[lead]].softmax(-1)[0].item()
         assert p[i] == pytest.approx(want, abs=1e-5)
+
+
+def test_length_buckets_give_the_padded_batch_loss_and_gradients(tokenizer, processor):
+    from minimllm.assistant import InstructionBatches, chat_loss, length_buckets
+    from minimllm.tokenizer import PAD_ID
+    from minimllm.vision import to_pixel_values
+
+    torch.manual_seed(0)
+    model = MLLM(MLLMConfig(vision=ViTConfig(**VIT), lm=LMConfig(vocab_size=len(tokenizer),
+                 dim=32, n_layers=2, n_heads=2, n_kv_heads=1, ffn_dim=64, max_seq_len=512),
+                 num_image_tokens=4, projector="c_abstractor")).train()
+    all_scenes = scenes(16, seed=3)
+    pixels = to_pixel_values([render_scene(s) for s in all_scenes])
+    batches = InstructionBatches(processor, all_scenes, pixels, {"describe": 1, "text": 1},
+                                 batch_size=6, seed=1)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(batch, buckets):
+        model.zero_grad(set_to_none=True)
+        loss = chat_loss(model, batch, buckets=buckets)
+        loss.backward()
+        return loss.item(), [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+
+    tasks = set()
+    for step in range(4):
+        batch = batches(step)
+        tasks.add("pixel_values" in batch)
+        groups = length_buckets(batch, 3)
+        lengths = (batch["input_ids"] != PAD_ID).sum(1)
+        assert sum(len(g["input_ids"]) for g, _ in groups) == len(batch["input_ids"])
+        assert sum(n for _, n in groups) == int((batch["labels"][:, 1:] != -100).sum())
+        for group, _ in groups:  # cut to its longest row, no row cut short
+            assert group["input_ids"].shape[1] == int((group["input_ids"] != PAD_ID).sum(1).max())
+            if "pixel_values" in batch:  # each row keeps its own image
+                rows = [next(i for i in range(len(lengths)) if torch.equal(
+                    batch["input_ids"][i, :len(r)], r)) for r in group["input_ids"]]
+                assert torch.equal(group["pixel_values"], batch["pixel_values"][rows])
+        padded_loss, padded_grads = loss_and_grads(batch, 1)
+        for buckets in (2, 3, 6):
+            loss, grads = loss_and_grads(batch, buckets)
+            assert loss == pytest.approx(padded_loss, abs=1e-5)
+            for a, b in zip(padded_grads, grads):
+                torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+    assert tasks == {True, False}, "batches with and without images were both checked"
+    with pytest.raises(ValueError, match="buckets"):
+        length_buckets(batch, 0)
