@@ -8,7 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CELL_TIMEOUT ?= 600
 
 .PHONY: help demo assistant gpu test lint unit nbtest export update export-check exercises exercises-check grade fuzz \
-        checkpoints run-notebook lab site env clean
+        checkpoints run-notebook lab site browser-test env clean
 
 help:
 	@echo "make demo         the main job: environment check, data preview, train the MLLM and report accuracy"
@@ -18,6 +18,7 @@ help:
 	@echo "make fuzz         the property-based tests with a large example budget (minutes)"
 	@echo "make lab          JupyterLab on the course"
 	@echo "make site         the course as a website in site/ (README + chapters with their outputs)"
+	@echo "make browser-test chapter 07's chat widget asked a question in headless Chromium (minutes)"
 	@echo "make export       write minimllm/ from the notebooks' #| export cells"
 	@echo "make update       write blocks edited in minimllm/ back into their notebook cells"
 	@echo "make exercises    write exercises/ from solutions/"
@@ -101,6 +102,29 @@ site: env
 	@start=$$(date +%s); \
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site; rc=$$?; \
 	echo "make site: $$(( $$(date +%s) - start )) s; open site/index.html (exit $$rc)"; exit $$rc
+
+# Chapter 07's chat widget in a real browser (tests/browser/, CONTRIBUTING.md): JupyterLab runs the
+# chapter in quick mode, headless Chromium asks the widget a question. Installs what is missing:
+# Debian's chromium with apt-get (as root), playwright into .venv (the `browser` extra; never
+# `playwright install`). When the browser cannot be installed it says so and exits 0.
+browser-test: env
+	@start=$$(date +%s); skip() { echo "make browser-test: SKIPPED: $$1"; exit 0; }; \
+	if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make browser-test: installing Debian's chromium (apt-get install -y chromium chromium-driver)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+	      || skip "apt-get could not install chromium"; \
+	  else \
+	    skip "/usr/bin/chromium is missing and apt-get is not usable here (not root, or no apt-get): run 'apt-get install -y chromium chromium-driver' as root"; \
+	  fi; \
+	  [ -x /usr/bin/chromium ] || skip "apt-get ran but /usr/bin/chromium is still missing"; \
+	fi; \
+	if ! $(PY) -c "import playwright.sync_api" 2>/dev/null; then \
+	  echo "make browser-test: installing playwright into $(VENV) (pip install -e '.[browser]')"; \
+	  $(PY) -m pip install -q -e '.[browser]' || skip "pip could not install playwright (the browser extra)"; \
+	fi; \
+	MINIMLLM_BROWSER=1 MINIMLLM_QUICK=1 $(PY) -m pytest -q -s tests/browser; rc=$$?; \
+	echo "make browser-test: $$(( $$(date +%s) - start )) s wall time (exit $$rc)"; exit $$rc
 
 clean:
 	rm -rf data/cache data/artifacts .pytest_cache .ruff_cache site .cache/site .cache/mkdocs-jupyter
