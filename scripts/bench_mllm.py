@@ -86,13 +86,6 @@ def train_step(model: torch.nn.Module, loss_fn: Callable, batches: list[dict]) -
     return run
 
 
-def ours_loss(model, batch: dict) -> torch.Tensor:
-    """minimllm's MLLM and LanguageModel take input_ids, pixel_values and labels positionally."""
-    if "pixel_values" in batch:
-        return model(batch["input_ids"], batch["pixel_values"], labels=batch["labels"]).loss
-    return model(batch["input_ids"], labels=batch["labels"]).loss
-
-
 def twin_loss(model, batch: dict) -> torch.Tensor:
     """transformers' models take the same tensors by keyword."""
     return model(**batch).loss
@@ -218,10 +211,10 @@ def build_rows(args) -> list[Row]:
     shape = (16, 128) if not args.quick else (2, 16)
     x = torch.randint(0, lm_config.vocab_size, shape)
     lm_batches = [{"input_ids": x, "labels": x}]
-    fns = {"ours": train_step(lm, ours_loss, lm_batches),
+    fns = {"ours": train_step(lm, chat_loss, lm_batches),  # LanguageModel(ids, None, labels=)
            "transformers": train_step(lm_twin, twin_loss, lm_batches)}
     if args.compile:
-        fns["compiled"] = train_step(torch.compile(lm), ours_loss, lm_batches)
+        fns["compiled"] = train_step(torch.compile(lm), chat_loss, lm_batches)
     rows.append(Row(f"lm train step {shape[0]}x{shape[1]}", fns))
     for kind in ("captioner", "assistant"):
         model, batches = mllm_setup(kind, args.quick)
@@ -232,11 +225,10 @@ def build_rows(args) -> list[Row]:
         print(f"{kind}: {n_trainable(model):,} trainable parameters (twin {n_trainable(twin):,}); "
               f"{len(batches)} batches of {batches[0]['input_ids'].shape[0]} rows, "
               f"{tokens:.0f} tokens per batch on average; twin's logit gap {gap:.1e}")
-        loss = ours_loss
-        fns = {}
+        loss, fns = chat_loss, {}
         if kind == "assistant":  # the job's loss runs length buckets; "padded": one batch
             loss = functools.partial(chat_loss, buckets=AssistantConfig().length_buckets)
-            fns["padded"] = train_step(model, ours_loss, batches)
+            fns["padded"] = train_step(model, chat_loss, batches)
         fns = {"ours": train_step(model, loss, batches), **fns,
                "transformers": train_step(twin, twin_loss, [twin_batch(b) for b in batches])}
         if args.compile:
