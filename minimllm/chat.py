@@ -5,7 +5,7 @@ Instruction Tuning"; LLaVA-1.5: Liu et al. 2024, "Improved Baselines with Visual
 Tuning"): chapter 01's chat template turns messages into tokens, each `<image>` becomes M image
 tokens, and the labels keep only the assistant's tokens."""
 
-__all__ = ["END_ID", "FORMAT_PROMPT", "image_turn", "vqa_messages", "check_messages",
+__all__ = ["END_ID", "FORMAT_PROMPT", "check_text", "image_turn", "vqa_messages", "check_messages",
     "ChatProcessor", "batches_of_equal_length", "chat"]
 
 
@@ -19,15 +19,25 @@ END_ID = SPECIAL_IDS["end"]  # `<|end|>` closes every message: the assistant lea
 FORMAT_PROMPT = " answer briefly."  # our LLaVA-1.5 "Answer ... using a single word or phrase."
 
 
+def check_text(text, name: str) -> str:
+    """One string (a message, a question, an answer), else a TypeError naming `name`."""
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a string, got {type(text).__name__}: {text!r}")
+    return text
+
+
 def image_turn(text: str) -> dict:
     """The user message that shows the image: `<image>` first, then the text."""
-    return {"role": "user", "content": f"{IMAGE_TOKEN} {text}"}
+    return {"role": "user", "content": f"{IMAGE_TOKEN} {check_text(text, 'text')}"}
 
 
 def vqa_messages(question: str, answer: str | None = None,
                  format_prompt: str = FORMAT_PROMPT) -> list[dict]:
     """A one-turn visual question with the short-answer format prompt (and its answer)."""
-    messages = [image_turn(question + format_prompt)]
+    if answer is not None:
+        check_text(answer, "answer")
+    messages = [image_turn(check_text(question, "question") + check_text(format_prompt,
+                                                                         "format_prompt"))]
     return messages + ([{"role": "assistant", "content": answer}] if answer is not None else [])
 
 

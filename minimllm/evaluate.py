@@ -5,10 +5,11 @@ question type (exact match after normalisation, as the VQA benchmarks score), ca
 a POPE-style hallucination probe (Li et al. 2023, "Evaluating Object Hallucination in Large
 Vision-Language Models"), adapted to Shapes World."""
 
-__all__ = ["NUMBER_WORDS", "ARTICLES", "ANSWER_TOKENS", "normalize_answer", "final_answer",
-    "vqa_accuracy", "answer_prior", "prior_accuracy", "evaluate_vqa", "position_precision",
-    "POPE_TEMPLATE", "POPE_SETTINGS", "pair_frequencies", "pope_questions", "yes_probability",
-    "auroc", "binary_metrics", "constant_pope", "pope", "show_answers"]
+__all__ = ["NUMBER_WORDS", "ARTICLES", "ANSWER_TOKENS", "check_strings", "check_binary",
+    "normalize_answer", "final_answer", "vqa_accuracy", "answer_prior", "prior_accuracy",
+    "evaluate_vqa", "position_precision", "POPE_TEMPLATE", "POPE_SETTINGS", "pair_frequencies",
+    "pope_questions", "yes_probability", "auroc", "binary_metrics", "constant_pope", "pope",
+    "show_answers"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 22
@@ -19,8 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from minimllm.chat import ChatProcessor, chat, image_turn, vqa_messages
-from minimllm.data import BACKGROUND_RGB, COLORS, HELDOUT_TEMPLATES, PHRASINGS, SHAPES
+from minimllm.chat import ChatProcessor, chat, check_text, image_turn, vqa_messages
+from minimllm.contrastive import check_texts
+from minimllm.data import BACKGROUND_RGB, COLORS, HELDOUT_TEMPLATES, PHRASINGS, SHAPES, check_scene
 from minimllm.lm import REASONING_TOKENS
 from minimllm.mllm import MLLM
 
@@ -30,9 +32,33 @@ ARTICLES = {"a", "an", "the"}
 ANSWER_TOKENS = 64 + REASONING_TOKENS  # room for a description, the question and a reasoned answer
 
 
+def check_strings(values, name: str) -> list[str]:
+    """Predictions, answers or question types: a sequence of strings (a list, a tuple, a dataset
+    column) as a list, else an error naming `name` (`contrastive.check_texts`: one string is
+    refused, since iterating it gives its characters)."""
+    if isinstance(values, str) or not hasattr(values, "__iter__"):
+        return check_texts(values, name)  # raises, naming `name`
+    return check_texts(list(values), name)
+
+
+def check_binary(values, name: str) -> np.ndarray:
+    """Yes / no outcomes (labels, predictions, a defect mask) as a 1-D bool array: booleans or the
+    numbers 0 and 1 (1 = yes), else an error naming `name`. Strings are refused: "no" is true."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be booleans or 0 / 1 (1 = yes), got {array.dtype} values "
+                        f"such as {array.ravel()[:1].tolist()}: compare with 'yes' first")
+    if array.ndim != 1 or not len(array):
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {array.shape}")
+    if not np.isin(array, (0, 1)).all():
+        raise ValueError(f"{name} must be 0 or 1 (or booleans), got "
+                         f"{array[~np.isin(array, (0, 1))][:3].tolist()}")
+    return array.astype(bool)
+
+
 def normalize_answer(text: str) -> str:
     """Lower case; punctuation and articles dropped; number words as digits: "Two." -> "2"."""
-    words = re.sub(r"[^\w\s]", " ", text.lower()).split()
+    words = re.sub(r"[^\w\s]", " ", check_text(text, "answer").lower()).split()
     return " ".join(NUMBER_WORDS.get(w, w) for w in words if w not in ARTICLES)
 
 
@@ -40,12 +66,15 @@ def final_answer(text: str) -> str:
     """The answer of a reasoned reply, what follows its last ", so " ("the red circle is in the
     top left and the blue star is in the center; top left above center, so yes" -> "yes"); a
     bare answer as it is."""
-    return text.rsplit(", so ", 1)[-1]
+    return check_text(text, "reply").rsplit(", so ", 1)[-1]
 
 
 def vqa_accuracy(predictions, answers, qtypes) -> dict[str, float]:
     """Exact-match accuracy of each prediction's `final_answer` after `normalize_answer`:
     "overall" and one entry per question type."""
+    predictions, answers = check_strings(predictions, "predictions"), check_strings(answers,
+                                                                                  "answers")
+    qtypes = check_strings(qtypes, "qtypes")
     if not len(predictions) == len(answers) == len(qtypes) > 0:
         raise ValueError(f"need as many predictions ({len(predictions)}) as answers "
                          f"({len(answers)}) and question types ({len(qtypes)}), at least one")
@@ -62,6 +91,7 @@ def answer_prior(answers, qtypes) -> dict[str, str]:
     (ties: the first in alphabetical order). It never looks at an image, nor at the question
     beyond its type; a VQA score means something only above it (Goyal et al. 2017, "Making the
     V in VQA Matter")."""
+    answers, qtypes = check_strings(answers, "answers"), check_strings(qtypes, "qtypes")
     if len(answers) != len(qtypes) or not len(answers):
         raise ValueError(f"need one question type per answer, at least one: got "
                          f"{len(answers)} answers and {len(qtypes)} types")
@@ -99,6 +129,9 @@ def position_precision(scenes, captions) -> float:
     an object of that colour and shape is: precision, beside `caption_accuracy`'s recall."""
     from minimllm.captioning import parse_caption
 
+    scenes, captions = [check_scene(s) for s in scenes], check_strings(captions, "captions")
+    if len(scenes) != len(captions):
+        raise ValueError(f"{len(scenes)} scenes but {len(captions)} captions")
     placed = right = 0
     for scene, caption in zip(scenes, captions):
         truth = {(o["color"], o["shape"], o["position"]) for o in scene["objects"]}
@@ -116,7 +149,7 @@ POPE_SETTINGS = ("random", "popular", "adversarial")
 
 def pair_frequencies(scenes) -> list[tuple[str, str]]:
     """(colour, shape) pairs from the most to the least frequent in `scenes` (POPE's "popular")."""
-    counts = Counter((o["color"], o["shape"]) for s in scenes for o in s["objects"])
+    counts = Counter((o["color"], o["shape"]) for s in scenes for o in check_scene(s)["objects"])
     return [pair for pair, _ in counts.most_common()]
 
 
@@ -189,7 +222,14 @@ def yes_probability(model: MLLM, processor: ChatProcessor, conversations, images
 def auroc(labels, scores) -> float:
     """Area under the ROC curve = the probability that a random positive scores above a random
     negative, ties counting half (the Mann-Whitney U statistic, from ranks)."""
-    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=float)
+    labels = check_binary(labels, "labels")
+    try:
+        scores = np.asarray(scores, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"scores must be numbers: {e}") from None
+    if scores.shape != labels.shape or not np.isfinite(scores).all():
+        raise ValueError(f"scores must be finite numbers, one per label: {len(labels)} labels, "
+                         f"scores of shape {scores.shape}")
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUROC needs at least one positive and one negative example")
@@ -202,7 +242,7 @@ def auroc(labels, scores) -> float:
 def binary_metrics(labels, predictions, scores=None) -> dict[str, float]:
     """POPE's report for yes / no answers (yes = positive): accuracy, precision, recall, F1 and
     the yes-ratio; AUROC too when `scores` (P(yes)) are given."""
-    labels, predictions = np.asarray(labels, dtype=bool), np.asarray(predictions, dtype=bool)
+    labels, predictions = check_binary(labels, "labels"), check_binary(predictions, "predictions")
     if len(labels) != len(predictions) or not len(labels):
         raise ValueError(f"{len(labels)} labels for {len(predictions)} predictions")
     tp, fp = int((predictions & labels).sum()), int((predictions & ~labels).sum())

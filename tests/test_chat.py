@@ -132,7 +132,7 @@ def test_answer_prior_against_hand_counts():
     assert scores["color"] == 0.5 and scores["count"] == 0.5 and scores["existence"] == 0.5
     assert scores["size"] == 0.0 and scores["shape"] == 0.0  # a type the prior never saw
     assert scores["overall"] == pytest.approx(3 / 8)
-    with pytest.raises(ValueError, match="type per answer"):
+    with pytest.raises(ValueError, match="qtypes is empty"):
         answer_prior(["red"], [])
 
 
