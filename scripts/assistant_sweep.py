@@ -156,6 +156,12 @@ def main() -> None:
 
         minimllm.assistant.InstructionBatches = text_batches(*TEXT_TASKS[args.text_task])
         changes["text_task"] = args.text_task
+    run_seeds(args, changes, config, example_answer(config))
+
+
+def run_seeds(args, changes: dict, config: AssistantConfig, example: str) -> None:
+    """`main_job` once per seed of `args.seeds` (a run in `args.cache` is skipped), each run's
+    metrics cached under "<args.name> seed=<seed>" as soon as it ends; then the table."""
     start = time.perf_counter()
     for seed in args.seeds:
         key = f"{args.name} seed={seed}"
@@ -167,7 +173,7 @@ def main() -> None:
                            config=config, reference_towers=True)
         metrics.pop("out_dir", None)
         save_run(args.cache, key, {"name": args.name, "changes": changes,
-                                   "example_answer": example_answer(config), **metrics})
+                                   "example_answer": example, **metrics})
     print(table(load_runs(args.cache)))
 
 
