@@ -6,10 +6,10 @@ a POPE-style hallucination probe (Li et al. 2023, "Evaluating Object Hallucinati
 Vision-Language Models"), adapted to Shapes World."""
 
 __all__ = ["NUMBER_WORDS", "ARTICLES", "ANSWER_TOKENS", "check_strings", "check_binary",
-    "normalize_answer", "final_answer", "vqa_accuracy", "answer_prior", "prior_accuracy",
-    "evaluate_vqa", "position_precision", "POPE_TEMPLATE", "POPE_SETTINGS", "pair_frequencies",
-    "pope_questions", "yes_probability", "auroc", "binary_metrics", "constant_pope", "pope",
-    "show_answers"]
+    "check_scores", "normalize_answer", "final_answer", "vqa_accuracy", "answer_prior",
+    "prior_accuracy", "evaluate_vqa", "position_precision", "POPE_TEMPLATE", "POPE_SETTINGS",
+    "pair_frequencies", "pope_questions", "yes_probability", "auroc", "binary_metrics",
+    "constant_pope", "pope", "show_answers"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 22
@@ -54,6 +54,19 @@ def check_binary(values, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be 0 or 1 (or booleans), got "
                          f"{array[~np.isin(array, (0, 1))][:3].tolist()}")
     return array.astype(bool)
+
+
+def check_scores(scores, labels: np.ndarray) -> np.ndarray:
+    """Detector or P(yes) scores as a float array: finite numbers, one per label, else an error
+    naming `scores`."""
+    try:
+        scores = np.asarray(scores, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"scores must be numbers: {e}") from None
+    if scores.shape != labels.shape or not np.isfinite(scores).all():
+        raise ValueError(f"scores must be finite numbers, one per label: {len(labels)} labels, "
+                         f"scores of shape {scores.shape}")
+    return scores
 
 
 def normalize_answer(text: str) -> str:
@@ -223,13 +236,7 @@ def auroc(labels, scores) -> float:
     """Area under the ROC curve = the probability that a random positive scores above a random
     negative, ties counting half (the Mann-Whitney U statistic, from ranks)."""
     labels = check_binary(labels, "labels")
-    try:
-        scores = np.asarray(scores, dtype=float)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"scores must be numbers: {e}") from None
-    if scores.shape != labels.shape or not np.isfinite(scores).all():
-        raise ValueError(f"scores must be finite numbers, one per label: {len(labels)} labels, "
-                         f"scores of shape {scores.shape}")
+    scores = check_scores(scores, labels)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUROC needs at least one positive and one negative example")
