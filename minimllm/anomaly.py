@@ -286,8 +286,8 @@ def winclip_scores(clip, pixel_values: torch.Tensor, text_emb: torch.Tensor,
     """Zero-shot anomaly scores: softmax over (normal, anomalous) of the scaled cosine
     similarities, P(anomalous). Returns image scores (n,) from the image embedding and patch
     scores (n, N) from each patch token through the same projection (the image embedding is the
-    projection of the patches' mean, so a patch is scored as a one-patch image; WinCLIP scores
-    sliding windows the same way)."""
+    projection of the patches' mean, so a patch is scored as a one-patch image: MaskCLIP's
+    dense shortcut, Zhou et al. 2022, where WinCLIP re-encodes masked windows)."""
     scale = clip.logit_scale.exp()
     images, patches = [], []
     for k in range(0, len(pixel_values), batch_size):
