@@ -21,6 +21,7 @@ from minimllm.chat import ChatProcessor  # noqa: E402
 from minimllm.data import (  # noqa: E402
     BACKGROUND_RGB,
     COLORS,
+    HELDOUT_PAIRS,
     RGB,
     SHAPES,
     render_scene,
@@ -81,3 +82,13 @@ def test_batches_add_the_shapes_task_and_leave_chapter_07s_tasks_as_they_were():
         else:
             assert (batch["input_ids"] == plain(step)["input_ids"]).all()
     assert set(tasks) == {"describe", "shapes"}
+
+
+def test_colour_free_tower_pairs_are_painted_off_the_palette_and_captioned_without_colour():
+    from colour_free_tower import off_palette_pairs
+
+    pairs = off_palette_pairs(6, seed=0, captions_per_scene=2)
+    assert pairs["pixel_values"].shape == (6, 3, 64, 64) and len(pairs["captions"]) == 6
+    for scene, captions in zip(pairs["scenes"], pairs["captions"]):
+        assert captions == [shapes_reply(scene)] * 2
+        assert all((o["color"], o["shape"]) not in HELDOUT_PAIRS for o in scene["objects"])
