@@ -92,10 +92,12 @@ def train_tower(share: float, out_dir: Path):
     n_off = int(round(share * r["n_scenes"]))
     usual = make_pairs(r["n_scenes"] - n_off, seed=r["seed"],
                        captions_per_scene=r["captions_per_scene"])
-    off = off_palette_pairs(n_off, r["seed"], r["captions_per_scene"])
-    pairs = {"pixel_values": torch.cat([usual["pixel_values"], off["pixel_values"]]),
-             "captions": usual["captions"] + off["captions"],
-             "scenes": usual["scenes"] + off["scenes"]}
+    pairs = usual
+    if n_off:
+        off = off_palette_pairs(n_off, r["seed"], r["captions_per_scene"])
+        pairs = {"pixel_values": torch.cat([usual["pixel_values"], off["pixel_values"]]),
+                 "captions": usual["captions"] + off["captions"],
+                 "scenes": usual["scenes"] + off["scenes"]}
     model = ContrastiveModel(ViTConfig(), TextConfig(vocab_size=len(tokenizer)), loss="siglip")
     history = train(model, contrastive_loss,
                     PairSampler(pairs, tokenizer, r["batch_size"], seed=r["seed"]),
