@@ -29,19 +29,8 @@ from assistant_sweep import CACHE, example_answer, run_seeds
 from off_palette import off_palette_colour, render_off_palette, shapes_reply
 
 import minimllm.assistant
+from minimllm import contrastive
 from minimllm.assistant import AssistantConfig
-from minimllm.contrastive import (
-    REFERENCE,
-    ContrastiveModel,
-    PairSampler,
-    TextConfig,
-    class_embeddings,
-    contrastive_loss,
-    embed_images,
-    load_vision_encoder,
-    make_pairs,
-    zero_shot_accuracy,
-)
 from minimllm.data import COLORS, HELDOUT_PAIRS, SHAPES, SIZES, render_scene, sample_scene
 from minimllm.mllm import load_towers
 from minimllm.tokenizer import train_tokenizer
@@ -67,30 +56,30 @@ def zero_shot(model, tokenizer, heldout: bool, n: int = 600) -> dict[str, float]
     rng = np.random.default_rng(123)
     kw = {"require_pairs": HELDOUT_PAIRS} if heldout else {"exclude_pairs": HELDOUT_PAIRS}
     objs = [sample_scene(rng, n_objects=1, **kw) for _ in range(n)]
-    img = embed_images(model, to_pixel_values([render_scene(s) for s in objs]))
+    img = contrastive.embed_images(model, to_pixel_values([render_scene(s) for s in objs]))
     colour = torch.tensor([COLORS.index(s["objects"][0]["color"]) for s in objs])
     shape = torch.tensor([SHAPES.index(s["objects"][0]["shape"]) for s in objs])
     colour_t = [f"a {s} {{}} {sh}." for s in SIZES for sh in SHAPES]
     shape_t = [f"a {s} {c} {{}}." for s in SIZES for c in COLORS]
     free_t = [f"a {s} {{}}." for s in SIZES]
-    return {"colour": zero_shot_accuracy(img, colour,
-                                         class_embeddings(model, tokenizer, COLORS, colour_t)),
-            "shape": zero_shot_accuracy(img, shape,
-                                        class_embeddings(model, tokenizer, SHAPES, shape_t)),
-            "shape, colour-free prompts": zero_shot_accuracy(
-                img, shape, class_embeddings(model, tokenizer, SHAPES, free_t))}
+    def accuracy(labels, classes, templates):
+        return contrastive.zero_shot_accuracy(
+            img, labels, contrastive.class_embeddings(model, tokenizer, classes, templates))
+
+    return {"colour": accuracy(colour, COLORS, colour_t), "shape": accuracy(shape, SHAPES, shape_t),
+            "shape, colour-free prompts": accuracy(shape, SHAPES, free_t)}
 
 
 def train_tower(share: float, out_dir: Path):
     """Chapter 03's reference recipe (`contrastive.REFERENCE`) with `share` of the pairs off the
     palette; saves the vision tower and its zero-shot scores. Returns (model, tokenizer, scores)."""
-    r = REFERENCE
+    r = contrastive.REFERENCE
     seed_everything(r["seed"])
     from minimllm.data import text_corpus
 
     tokenizer = train_tokenizer(text_corpus(n_scenes=2000, seed=0), vocab_size=512)
     n_off = int(round(share * r["n_scenes"]))
-    usual = make_pairs(r["n_scenes"] - n_off, seed=r["seed"],
+    usual = contrastive.make_pairs(r["n_scenes"] - n_off, seed=r["seed"],
                        captions_per_scene=r["captions_per_scene"])
     pairs = usual
     if n_off:
@@ -98,9 +87,10 @@ def train_tower(share: float, out_dir: Path):
         pairs = {"pixel_values": torch.cat([usual["pixel_values"], off["pixel_values"]]),
                  "captions": usual["captions"] + off["captions"],
                  "scenes": usual["scenes"] + off["scenes"]}
-    model = ContrastiveModel(ViTConfig(), TextConfig(vocab_size=len(tokenizer)), loss="siglip")
-    history = train(model, contrastive_loss,
-                    PairSampler(pairs, tokenizer, r["batch_size"], seed=r["seed"]),
+    model = contrastive.ContrastiveModel(
+        ViTConfig(), contrastive.TextConfig(vocab_size=len(tokenizer)), loss="siglip")
+    history = train(model, contrastive.contrastive_loss,
+                    contrastive.PairSampler(pairs, tokenizer, r["batch_size"], seed=r["seed"]),
                     TrainConfig(steps=r["steps"], lr=r["lr"], weight_decay=0.1, seed=r["seed"],
                                 log_every=50))
     model = model.cpu().eval()
@@ -133,7 +123,7 @@ def main() -> None:
 
     def towers(allow_random=False, device=None, reference=False):
         _, lm, tokenizer = load_towers(allow_random, device, reference=True)
-        return load_vision_encoder(tower_dir, device), lm, tokenizer
+        return contrastive.load_vision_encoder(tower_dir, device), lm, tokenizer
 
     minimllm.assistant.load_towers = towers  # main_job's towers: this vision tower, the same LM
     config = AssistantConfig()
