@@ -7,13 +7,12 @@ Adaptation of Large Language Models"), bitsandbytes' 4-bit and 8-bit layers and 
 (Dettmers et al. 2022, "LLM.int8()" and "8-bit Optimizers via Block-wise Quantization"), memory
 accounting and its estimate, and the one-GPU preset."""
 
-__all__ = ["check_weights", "check_bits", "absmax_quantize", "absmax_dequantize", "nf4_codebook",
-    "int_codebook", "Blockwise", "blockwise_quantize", "DoubleQuantized", "double_quantize",
-    "bits_per_weight", "quantize", "base_weight", "tensor_bytes", "memory_report",
-    "optimizer_state_bytes", "measure_memory", "LoRALinear", "LM_TARGETS", "add_lora",
-    "merge_lora", "Checkpointed", "checkpoint_layers", "adam_state_bytes", "estimate_memory",
-    "METHODS", "prepare_stage2", "ADAPTER_FILE", "RECIPE_FILE", "save_adapters", "load_adapters",
-    "stage2_run", "GPUPreset", "gpu_job"]
+__all__ = ["absmax_quantize", "absmax_dequantize", "nf4_codebook", "int_codebook", "Blockwise",
+    "blockwise_quantize", "DoubleQuantized", "double_quantize", "bits_per_weight", "quantize",
+    "base_weight", "tensor_bytes", "memory_report", "optimizer_state_bytes", "measure_memory",
+    "LoRALinear", "LM_TARGETS", "add_lora", "merge_lora", "Checkpointed", "checkpoint_layers",
+    "adam_state_bytes", "estimate_memory", "METHODS", "prepare_stage2", "ADAPTER_FILE",
+    "RECIPE_FILE", "save_adapters", "load_adapters", "stage2_run", "GPUPreset", "gpu_job"]
 
 
 # %% notebooks/08_quantization_and_peft.ipynb cell 2
@@ -28,39 +27,15 @@ import torch
 from torch import nn
 
 from minimllm.train import OPTIMIZERS, make_optimizer
-from minimllm.utils import check_positive_int
 
 
 # %% notebooks/08_quantization_and_peft.ipynb cell 7
-def check_weights(x, name: str = "x") -> torch.Tensor:
-    """A non-empty float tensor of finite values (what quantization can scale), else an error
-    naming `name`: an integer tensor is quantized already, and a NaN would spoil its block."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a float tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor, got {x.dtype}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): nothing to quantize")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} holds NaN or infinite values: no scale can represent them")
-    return x
-
-
-def check_bits(bits, low: int = 2, high: int = 8) -> int:
-    """`bits` as an int in [low, high], else an error naming it (codes are stored in int8 /
-    uint8)."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not low <= bits <= high:
-        raise ValueError(f"bits={bits!r}: use an int from {low} to {high} (codes are stored in "
-                         "8-bit integers)")
-    return bits
-
-
 def absmax_quantize(x: torch.Tensor, bits: int = 8, dim: int | None = None):
     """Symmetric (absmax) quantization: x ≈ q * scale with q an integer in
     [-(2^(bits-1) - 1), 2^(bits-1) - 1]. `dim=None`: one scale for the tensor; `dim=1`: one scale
     per row (each output unit of a weight (out, in)). Returns (q int8, scale float32)."""
-    check_bits(bits)
-    check_weights(x)
+    if not 2 <= bits <= 8:
+        raise ValueError(f"bits={bits}: absmax_quantize stores integers in int8, use 2 to 8 bits")
     qmax = 2 ** (bits - 1) - 1
     absmax = x.abs().amax() if dim is None else x.abs().amax(dim=dim, keepdim=True)
     scale = (absmax / qmax).clamp(min=torch.finfo(torch.float32).tiny).float()
@@ -94,7 +69,7 @@ def nf4_codebook() -> torch.Tensor:
 def int_codebook(bits: int) -> torch.Tensor:
     """The codebook of symmetric integers scaled to [-1, 1]: absmax quantization written as a
     lookup table, 2^bits - 1 evenly spaced values (so that 0 is exact)."""
-    qmax = 2 ** (check_bits(bits) - 1) - 1
+    qmax = 2 ** (bits - 1) - 1
     return torch.arange(-qmax, qmax + 1, dtype=torch.float32) / qmax
 
 
@@ -117,8 +92,8 @@ def blockwise_quantize(x: torch.Tensor, codebook: torch.Tensor, blocksize: int =
     """Split x into blocks of `blocksize` values; scale each block by its absmax into [-1, 1]
     and store the index of the nearest codebook value (Dettmers et al. 2022: one outlier then
     spoils only its own block). The codebook must be sorted."""
-    check_positive_int(blocksize, "blocksize")  # QLoRA uses 64
-    check_weights(x)
+    if blocksize < 1:
+        raise ValueError(f"blocksize={blocksize}: use a positive block size (QLoRA uses 64)")
     if len(codebook) > 256 or not bool((codebook[1:] > codebook[:-1]).all()):
         raise ValueError("the codebook must be sorted, strictly increasing, with at most 256 "
                          "values (the codes are uint8)")
@@ -153,8 +128,6 @@ class DoubleQuantized:
 
 def double_quantize(absmax: torch.Tensor, blocksize: int = 256) -> DoubleQuantized:
     """Quantize the first-level scales `absmax` (n_blocks,) to int8 in blocks of `blocksize`."""
-    check_weights(absmax, "absmax")
-    check_positive_int(blocksize, "blocksize")
     mean = absmax.mean()
     centred = absmax - mean
     centred = torch.cat([centred, centred.new_zeros(-len(centred) % blocksize)])
@@ -165,8 +138,6 @@ def double_quantize(absmax: torch.Tensor, blocksize: int = 256) -> DoubleQuantiz
 def bits_per_weight(bits: int = 4, blocksize: int = 64, double: bool = False,
                     blocksize2: int = 256) -> float:
     """Storage per weight in blockwise quantization: the codes plus the block scales."""
-    for value, name in ((bits, "bits"), (blocksize, "blocksize"), (blocksize2, "blocksize2")):
-        check_positive_int(value, name)
     if not double:
         return bits + 32 / blocksize
     return bits + 8 / blocksize + 32 / (blocksize * blocksize2)
