@@ -31,10 +31,11 @@ from torch import nn
 
 from minimllm.assistant import TASKS, InstructionBatches, chat_loss
 from minimllm.chat import FORMAT_PROMPT, ChatProcessor, chat, vqa_messages
-from minimllm.data import SUPERSAMPLE, TEMPLATES, describe, shape_outline
-from minimllm.evaluate import auroc, normalize_answer, yes_probability
+from minimllm.data import SUPERSAMPLE, TEMPLATES, check_scene, describe, shape_outline
+from minimllm.evaluate import auroc, check_binary, check_scores, normalize_answer, yes_probability
 from minimllm.mllm import MLLM, MLLMConfig, configure_stage
 from minimllm.projectors import grid_to_tokens, tokens_to_grid
+from minimllm.utils import check_positive_int
 
 
 # %% notebooks/09_capstone_anomaly_detection.ipynb cell 5
@@ -71,7 +72,9 @@ def _object_regions(obj: dict, defects: list[dict], big: int):
 def _rasterize(scene: dict, image_size: int | None, pick) -> np.ndarray:
     """Paste `pick(whole, region)` of every object onto a supersampled canvas, then mark each
     pixel whose 4 x 4 block holds any of it: (S, S) bool."""
-    size = int(image_size or scene["image_size"])
+    check_scene(scene)
+    size = check_positive_int(scene.get("image_size") if image_size is None else image_size,
+                              "image_size")
     big = size * SUPERSAMPLE
     canvas = np.zeros((big, big), dtype=bool)
     defects = scene.get("defects") or []
@@ -94,7 +97,7 @@ def defect_mask(scene: dict, image_size: int | None = None) -> np.ndarray:
 
 def object_mask(scene: dict, index: int, image_size: int | None = None) -> np.ndarray:
     """The pixels of object `index` as drawn without defects, (S, S) bool."""
-    if not 0 <= index < len(scene["objects"]):
+    if not 0 <= index < len(check_scene(scene)["objects"]):
         raise ValueError(f"object {index}: the scene has {len(scene['objects'])} objects")
     return _rasterize(scene, image_size,
                       lambda i, whole, region: whole if i == index else np.zeros_like(whole))
@@ -106,7 +109,7 @@ def detection_metrics(labels, predictions, scores=None) -> dict[str, float]:
     balanced accuracy (the mean of the two classes' accuracies), the overkill rate (defect-free
     images called defective: the false-positive rate) and the miss rate (defective images called
     defect-free: the false-negative rate); the AUROC of `scores` too when given."""
-    labels, predictions = np.asarray(labels, dtype=bool), np.asarray(predictions, dtype=bool)
+    labels, predictions = check_binary(labels, "labels"), check_binary(predictions, "predictions")
     if len(labels) != len(predictions) or labels.all() or not labels.any():
         raise ValueError(f"need as many predictions ({len(predictions)}) as labels "
                          f"({len(labels)}), with defective and defect-free images among them")
@@ -132,7 +135,8 @@ def pixel_auroc(anomaly_maps, masks) -> float:
 def best_threshold(labels, scores) -> float:
     """The score threshold with the highest balanced accuracy (choose it on validation data,
     then apply it to the test data: a detector's scores have no natural threshold)."""
-    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=float)
+    labels = check_binary(labels, "labels")
+    scores = check_scores(scores, labels)
     candidates = np.unique(scores)
     balanced = [detection_metrics(labels, scores >= t)["balanced_accuracy"] for t in candidates]
     return float(candidates[int(np.argmax(balanced))])
@@ -156,6 +160,9 @@ def aggregate_neighbourhood(features: torch.Tensor, size: int = 3) -> torch.Tens
     """PatchCore's local aggregation: each patch feature becomes the mean over its size x size
     neighbourhood on the patch grid, so a patch also describes its surroundings.
     (n, N, D) -> (n, N, D)."""
+    if check_positive_int(size, "size") % 2 == 0:
+        raise ValueError(f"size={size}: use an odd neighbourhood (3 in PatchCore), centred on "
+                         "its patch")
     grid = tokens_to_grid(features)                                            # (n, D, g, g)
     grid = F.avg_pool2d(grid, size, stride=1, padding=size // 2, count_include_pad=False)
     return grid_to_tokens(grid)                                                # (n, N, D)
@@ -216,6 +223,7 @@ class PatchKNN:
 
 def upsample_map(patch_scores: torch.Tensor, image_size: int) -> np.ndarray:
     """Patch scores (n, N) on the g x g grid -> anomaly maps (n, S, S), bilinear."""
+    image_size = check_positive_int(image_size, "image_size")
     grid = tokens_to_grid(patch_scores.unsqueeze(-1).float())                  # (n, 1, g, g)
     return F.interpolate(grid, size=(image_size, image_size), mode="bilinear",
                          align_corners=False)[:, 0].numpy()
@@ -237,7 +245,8 @@ def defect_pairs(n_scenes: int, seed: int = 0, defect_prob: float = 0.5,
 
     rng = np.random.default_rng([seed, 9])
     scenes = [sample_scene(rng, max_objects=3, defect_prob=defect_prob,
-                           exclude_pairs=HELDOUT_PAIRS) for _ in range(n_scenes)]
+                           exclude_pairs=HELDOUT_PAIRS)
+              for _ in range(check_positive_int(n_scenes, "n_scenes"))]
     captions = [[make_caption(s, rng) for _ in range(captions_per_scene)] for s in scenes]
     return {"pixel_values": to_pixel_values([render_scene(s) for s in scenes]),
             "captions": captions, "scenes": scenes}
@@ -277,8 +286,8 @@ def winclip_scores(clip, pixel_values: torch.Tensor, text_emb: torch.Tensor,
     """Zero-shot anomaly scores: softmax over (normal, anomalous) of the scaled cosine
     similarities, P(anomalous). Returns image scores (n,) from the image embedding and patch
     scores (n, N) from each patch token through the same projection (the image embedding is the
-    projection of the patches' mean, so a patch is scored as a one-patch image; WinCLIP scores
-    sliding windows the same way)."""
+    projection of the patches' mean, so a patch is scored as a one-patch image: MaskCLIP's
+    dense shortcut, Zhou et al. 2022, where WinCLIP re-encodes masked windows)."""
     scale = clip.logit_scale.exp()
     images, patches = [], []
     for k in range(0, len(pixel_values), batch_size):
@@ -302,7 +311,7 @@ def defect_messages(scene: dict, rng: np.random.Generator,
     a defect; where and what kind, when there is one; is the <colour shape> damaged, about up to
     two objects (the damaged one first, half of the time). Several answers per image: more to
     learn from in one forward pass, as LLaVA packs the questions about one image."""
-    defects = scene.get("defects") or []
+    defects = check_scene(scene).get("defects") or []
     turns = [(DETECT_QUESTION, "yes" if defects else "no")]
     if defects:
         turns += [(WHERE_QUESTION, defects[0]["position"]), (KIND_QUESTION, defects[0]["kind"])]
