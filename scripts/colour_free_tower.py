@@ -102,6 +102,16 @@ def train_tower(share: float, out_dir: Path):
     return model, tokenizer, scores
 
 
+def use_tower(tower_dir: Path) -> None:
+    """From now on, `assistant.main_job` starts from the vision tower in `tower_dir` and the
+    reference LM."""
+    def towers(allow_random=False, device=None, reference=False):
+        _, lm, tokenizer = load_towers(allow_random, device, reference=True)
+        return contrastive.load_vision_encoder(tower_dir, device), lm, tokenizer
+
+    minimllm.assistant.load_towers = towers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--share", type=float, default=0.3)
@@ -121,11 +131,7 @@ def main() -> None:
     if not args.seeds:
         return
 
-    def towers(allow_random=False, device=None, reference=False):
-        _, lm, tokenizer = load_towers(allow_random, device, reference=True)
-        return contrastive.load_vision_encoder(tower_dir, device), lm, tokenizer
-
-    minimllm.assistant.load_towers = towers  # main_job's towers: this vision tower, the same LM
+    use_tower(tower_dir)
     config = AssistantConfig()
     run_seeds(args, {"vision tower": f"colour-free pretraining, share {args.share}"}, config,
               example_answer(config))

@@ -91,12 +91,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out-root", type=Path, default=Path("runs") / "assistant_sweeps")
+    parser.add_argument("--tower", type=Path, default=None,
+                        help="a vision tower folder to start from (colour_free_tower.py's), "
+                             "instead of the reference")
     args = parser.parse_args()
     config = AssistantConfig()
     config.mixture = {**config.mixture, "shapes": args.weight}
     minimllm.assistant.InstructionBatches = OffPaletteBatches  # main_job's batches
-    run_seeds(args, {"mixture": config.mixture, "shapes": "off-palette colours"}, config,
-              example_answer(config))
+    recipe = {"mixture": config.mixture, "shapes": "off-palette colours"}
+    if args.tower is not None:
+        from colour_free_tower import use_tower
+
+        use_tower(args.tower)
+        recipe["vision tower"] = args.tower.name
+    run_seeds(args, recipe, config, example_answer(config))
 
 
 if __name__ == "__main__":
