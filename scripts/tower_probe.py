@@ -132,6 +132,8 @@ def probe(features, train_px, train_y, tests, where: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--towers", type=Path, nargs="*", default=[])
+    parser.add_argument("--assistants", type=Path, nargs="*", default=[],
+                        help="other saved assistants whose tower and image tokens to probe too")
     parser.add_argument("--n-train", type=int, default=1200)
     parser.add_argument("--n-test", type=int, default=600)
     parser.add_argument("--train", choices=("palette", "off-palette"), default="palette",
@@ -159,6 +161,10 @@ def main() -> None:
                 "assistant's image tokens (projector)": projector_features(assistant)}
     for folder in args.towers:
         features[f"tower {folder.name}"] = tower_features(load_vision_encoder(folder), layer)
+    for folder in args.assistants:
+        other = MLLM.from_pretrained(folder).eval()
+        features[f"{folder.name}'s tower"] = tower_features(other.vision, layer)
+        features[f"{folder.name}'s image tokens"] = projector_features(other)
 
     results = {}
     print(f"linear probes trained on {args.n_train} one-object images of seen pairs "
