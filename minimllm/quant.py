@@ -7,12 +7,13 @@ Adaptation of Large Language Models"), bitsandbytes' 4-bit and 8-bit layers and 
 (Dettmers et al. 2022, "LLM.int8()" and "8-bit Optimizers via Block-wise Quantization"), memory
 accounting and its estimate, and the one-GPU preset."""
 
-__all__ = ["absmax_quantize", "absmax_dequantize", "nf4_codebook", "int_codebook", "Blockwise",
-    "blockwise_quantize", "DoubleQuantized", "double_quantize", "bits_per_weight", "quantize",
-    "base_weight", "tensor_bytes", "memory_report", "optimizer_state_bytes", "measure_memory",
-    "LoRALinear", "LM_TARGETS", "add_lora", "merge_lora", "Checkpointed", "checkpoint_layers",
-    "adam_state_bytes", "estimate_memory", "METHODS", "prepare_stage2", "ADAPTER_FILE",
-    "RECIPE_FILE", "save_adapters", "load_adapters", "stage2_run", "GPUPreset", "gpu_job"]
+__all__ = ["check_weights", "check_bits", "absmax_quantize", "absmax_dequantize", "nf4_codebook",
+    "int_codebook", "Blockwise", "blockwise_quantize", "DoubleQuantized", "double_quantize",
+    "bits_per_weight", "quantize", "base_weight", "tensor_bytes", "memory_report",
+    "optimizer_state_bytes", "measure_memory", "LoRALinear", "LM_TARGETS", "add_lora",
+    "merge_lora", "Checkpointed", "checkpoint_layers", "adam_state_bytes", "estimate_memory",
+    "METHODS", "prepare_stage2", "ADAPTER_FILE", "RECIPE_FILE", "save_adapters", "load_adapters",
+    "stage2_run", "GPUPreset", "gpu_job"]
 
 
 # %% notebooks/08_quantization_and_peft.ipynb cell 2
@@ -27,15 +28,39 @@ import torch
 from torch import nn
 
 from minimllm.train import OPTIMIZERS, make_optimizer
+from minimllm.utils import check_positive_int
 
 
 # %% notebooks/08_quantization_and_peft.ipynb cell 7
+def check_weights(x, name: str = "x") -> torch.Tensor:
+    """A non-empty float tensor of finite values (what quantization can scale), else an error
+    naming `name`: an integer tensor is quantized already, and a NaN would spoil its block."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a float tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor, got {x.dtype}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): nothing to quantize")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} holds NaN or infinite values: no scale can represent them")
+    return x
+
+
+def check_bits(bits, low: int = 2, high: int = 8) -> int:
+    """`bits` as an int in [low, high], else an error naming it (codes are stored in int8 /
+    uint8)."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not low <= bits <= high:
+        raise ValueError(f"bits={bits!r}: use an int from {low} to {high} (codes are stored in "
+                         "8-bit integers)")
+    return bits
+
+
 def absmax_quantize(x: torch.Tensor, bits: int = 8, dim: int | None = None):
     """Symmetric (absmax) quantization: x ≈ q * scale with q an integer in
     [-(2^(bits-1) - 1), 2^(bits-1) - 1]. `dim=None`: one scale for the tensor; `dim=1`: one scale
     per row (each output unit of a weight (out, in)). Returns (q int8, scale float32)."""
-    if not 2 <= bits <= 8:
-        raise ValueError(f"bits={bits}: absmax_quantize stores integers in int8, use 2 to 8 bits")
+    check_bits(bits)
+    check_weights(x)
     qmax = 2 ** (bits - 1) - 1
     absmax = x.abs().amax() if dim is None else x.abs().amax(dim=dim, keepdim=True)
     scale = (absmax / qmax).clamp(min=torch.finfo(torch.float32).tiny).float()
@@ -69,7 +94,7 @@ def nf4_codebook() -> torch.Tensor:
 def int_codebook(bits: int) -> torch.Tensor:
     """The codebook of symmetric integers scaled to [-1, 1]: absmax quantization written as a
     lookup table, 2^bits - 1 evenly spaced values (so that 0 is exact)."""
-    qmax = 2 ** (bits - 1) - 1
+    qmax = 2 ** (check_bits(bits) - 1) - 1
     return torch.arange(-qmax, qmax + 1, dtype=torch.float32) / qmax
 
 
@@ -92,8 +117,8 @@ def blockwise_quantize(x: torch.Tensor, codebook: torch.Tensor, blocksize: int =
     """Split x into blocks of `blocksize` values; scale each block by its absmax into [-1, 1]
     and store the index of the nearest codebook value (Dettmers et al. 2022: one outlier then
     spoils only its own block). The codebook must be sorted."""
-    if blocksize < 1:
-        raise ValueError(f"blocksize={blocksize}: use a positive block size (QLoRA uses 64)")
+    check_positive_int(blocksize, "blocksize")  # QLoRA uses 64
+    check_weights(x)
     if len(codebook) > 256 or not bool((codebook[1:] > codebook[:-1]).all()):
         raise ValueError("the codebook must be sorted, strictly increasing, with at most 256 "
                          "values (the codes are uint8)")
@@ -128,6 +153,8 @@ class DoubleQuantized:
 
 def double_quantize(absmax: torch.Tensor, blocksize: int = 256) -> DoubleQuantized:
     """Quantize the first-level scales `absmax` (n_blocks,) to int8 in blocks of `blocksize`."""
+    check_weights(absmax, "absmax")
+    check_positive_int(blocksize, "blocksize")
     mean = absmax.mean()
     centred = absmax - mean
     centred = torch.cat([centred, centred.new_zeros(-len(centred) % blocksize)])
@@ -138,6 +165,8 @@ def double_quantize(absmax: torch.Tensor, blocksize: int = 256) -> DoubleQuantiz
 def bits_per_weight(bits: int = 4, blocksize: int = 64, double: bool = False,
                     blocksize2: int = 256) -> float:
     """Storage per weight in blockwise quantization: the codes plus the block scales."""
+    for value, name in ((bits, "bits"), (blocksize, "blocksize"), (blocksize2, "blocksize2")):
+        check_positive_int(value, name)
     if not double:
         return bits + 32 / blocksize
     return bits + 8 / blocksize + 32 / (blocksize * blocksize2)
@@ -570,10 +599,11 @@ def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows
                mixture: dict | None = None, rank: int = 16,
                train_embeddings: bool = False) -> dict:
     """One row of chapter 08's table: a copy of `stage1_model` (projector aligned), stage 2 on
-    chapter 07's instruction mixture with `method` for `steps` steps (AdamW8bit for QLoRA, fp32
-    AdamW otherwise), then VQA accuracy on `test_rows`; with memory and time per step.
-    `train_data` = {"scenes": [...], "pixel_values": (n, 3, S, S)}; `train_embeddings`: see
-    `prepare_stage2`."""
+    chapter 07's recipe (`AssistantConfig`: its mixture, its described answers and format prompt)
+    with `method` for `steps` steps (AdamW8bit for QLoRA, fp32 AdamW otherwise), then VQA
+    accuracy on `test_rows`, and the same model's shown an empty scene instead of each image (its
+    blind baseline); with memory and time per step. `train_data` = {"scenes": [...],
+    "pixel_values": (n, 3, S, S)}; `train_embeddings`: see `prepare_stage2`."""
     import copy
 
     from minimllm.assistant import AssistantConfig, InstructionBatches, chat_loss
@@ -584,20 +614,22 @@ def stage2_run(method: str, stage1_model, processor, train_data: dict, test_rows
     seed_everything(seed)
     model = prepare_stage2(copy.deepcopy(stage1_model).cpu(), method, rank, 2.0 * rank,
                            train_embeddings=train_embeddings)
-    mixture = mixture or AssistantConfig().mixture  # chapter 07's
+    recipe = AssistantConfig()  # chapter 07's
     batches = InstructionBatches(processor, train_data["scenes"], train_data["pixel_values"],
-                                 mixture, batch_size, seed)
+                                 mixture or recipe.mixture, batch_size, seed,
+                                 recipe.format_prompt, recipe.answer_style)
     report = memory_report(model.lm)
     optimizer = "adamw8bit" if method == "qlora" else "adamw"
     history = train_stages(model, chat_loss, [Stage(2, steps, lr, batches, optimizer=optimizer)],
                            seed, log=None, log_every=0, device="cpu")[2]
-    scores, _ = evaluate_vqa(model, processor, test_rows)
+    scores, _ = evaluate_vqa(model, processor, test_rows, recipe.format_prompt)
+    blind, _ = evaluate_vqa(model, processor, test_rows, recipe.format_prompt, blind=True)
     return {"method": method, "seed": seed, "steps": steps, "lr": lr, "rank": rank,
             "embeddings": train_embeddings,
             "trainable": count_parameters(model, trainable_only=True),
             "lm_bytes": report["bytes"], "s_per_step": history.seconds / steps,
             "final_loss": final_loss(history), "losses": history.losses,
-            "vqa": scores}
+            "vqa": scores, "vqa_no_image": blind}
 
 
 # %% notebooks/08_quantization_and_peft.ipynb cell 51
