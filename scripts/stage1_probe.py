@@ -92,9 +92,12 @@ def main() -> None:
                 tests, "object")
         print(f"{tower.name:18s} tower                      {results[f'{tower.name}: tower']}",
               flush=True)
-        variants = ([(f"{p} on describe", MIXTURES["describe"], (p.split(":")[0],
-                      int(p.split(":")[1]))) for p in args.projectors] or
-                    [(f"on {name}", mixture, None) for name, mixture in MIXTURES.items()])
+        if args.projectors:  # each projector on descriptions
+            variants = [(f"{p} on describe", MIXTURES["describe"], (p.split(":")[0],
+                                                                    int(p.split(":")[1])))
+                        for p in args.projectors]
+        else:  # the recipe's projector on each mixture
+            variants = [(f"on {name}", mixture, None) for name, mixture in MIXTURES.items()]
         for name, mixture, projector in variants:
             for seed in args.seeds:
                 model = stage1(tower, mixture, seed, args.steps, data, projector)

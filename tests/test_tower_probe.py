@@ -8,7 +8,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from tower_probe import object_tokens, one_object_images, pooled, probe  # noqa: E402
+from tower_probe import (  # noqa: E402
+    object_tokens,
+    one_object_images,
+    pixel_features,
+    pooled,
+    probe,
+)
 
 
 def test_object_tokens_are_the_cells_under_the_box():
@@ -32,6 +38,5 @@ def test_pixels_probed_off_the_palette_read_shape_above_chance():
     train_px, train_y = one_object_images(300, 0, heldout=False, off_palette=True)
     assert "colour" not in train_y  # painted off the palette: the scene's colour is not shown
     tests = {"seen": one_object_images(200, 1, heldout=False)}
-    pixels = lambda px: torch.nn.functional.unfold(px, 8, stride=8).transpose(1, 2)  # noqa: E731
-    accuracy = probe(pixels, train_px, train_y, tests, "object")["shape, seen"]
+    accuracy = probe(pixel_features, train_px, train_y, tests, "object")["shape, seen"]
     assert accuracy > 0.25  # chance 1/6
