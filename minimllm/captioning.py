@@ -6,7 +6,7 @@ settings (`MainJobConfig`)."""
 
 __all__ = ["generate_captions", "CAPTION_STYLE", "caption_examples", "CaptionBatches",
     "caption_loss", "vision_features", "parse_caption", "caption_accuracy", "evaluate_captions",
-    "show_captions", "MainJobConfig", "main_job", "save_stage_losses"]
+    "blind_caption_scores", "show_captions", "MainJobConfig", "main_job", "save_stage_losses"]
 
 
 # %% notebooks/05_unified_mllm.ipynb cell 23
@@ -174,6 +174,27 @@ def evaluate_captions(model: MLLM, processor: MLLMProcessor, data: dict,
     return caption_accuracy(data["scenes"], captions, style=style), captions
 
 
+def blind_caption_scores(model: MLLM, processor: MLLMProcessor, data: dict,
+                         train_captions) -> dict[str, dict]:
+    """A captioner's two blind baselines, each scored with `caption_accuracy` against every scene
+    of `data` (from `caption_examples`): "empty_scene", the caption `model` writes for the
+    background alone (greedy decoding: one caption serves every image), and "prior", the most
+    frequent of `train_captions` written for every image (a caption task's answer prior).
+    Returns {"empty_scene": {"caption", **scores}, "prior": {"caption", **scores}}."""
+    from collections import Counter
+
+    from PIL import Image
+
+    from minimllm.data import BACKGROUND_RGB
+
+    empty = Image.new("RGB", data["images"][0].size, BACKGROUND_RGB)
+    captions = {"empty_scene": generate_captions(model, processor, [empty])[0],
+                "prior": Counter(train_captions).most_common(1)[0][0]}
+    n = len(data["scenes"])
+    return {name: {"caption": caption, **caption_accuracy(data["scenes"], [caption] * n)}
+            for name, caption in captions.items()}
+
+
 def show_captions(images, captions, scenes=None, ncols: int = 4, size: float = 2.6,
                   title: str | None = None):
     """Images with their (generated) captions below; with `scenes`, green when the caption names
@@ -237,9 +258,10 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     """Chapter 05's main job, the captioner: a LLaVA-style MLLM on Shapes World, from the pretrained
     towers. Stage 1 aligns the projector (towers frozen); stage 2 trains projector + LM, and the
     vision encoder too when `config.train_vision` (the default). Then greedy captions of the
-    held-out test split are scored (`caption_accuracy`) and the model, metrics.json, captions.png
-    and loss.png are saved to `out_dir` (default data/artifacts/mllm; data/artifacts/mllm-quick in
-    quick mode, so a smoke test never overwrites a trained model). `quick=True` runs
+    held-out test split are scored (`caption_accuracy`, beside `blind_caption_scores`) and the
+    model, metrics.json, captions.png and loss.png are saved to `out_dir` (default
+    data/artifacts/mllm; data/artifacts/mllm-quick in quick mode, so a smoke test never overwrites
+    a trained model). `quick=True` runs
     `MainJobConfig.quick()`. Returns the metrics; `metrics["passed"]` says whether the accuracy
     reached `config.target_accuracy`. Under `torchrun` every process trains (`train` shares each
     batch out) but only rank 0 prints, evaluates and saves; the other ranks return `{"rank": r}`."""
@@ -284,13 +306,19 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     print(f"[{time.perf_counter() - start:5.0f} s] captioning {len(test_data['captions'])} "
           "held-out test images ...")
     scores, captions = evaluate_captions(model, processor, test_data)
+    blind = blind_caption_scores(model, processor, test_data, train_data["captions"])
     seconds = time.perf_counter() - start
     passed = c.target_accuracy is None or scores["accuracy"] >= c.target_accuracy
-    print(f"held-out caption accuracy: {scores['accuracy']:.3f} "
-          f"(colour+shape named {scores['named']:.3f}, position {scores['position']:.3f}, "
+    print(f"held-out caption accuracy: {scores['accuracy']:.3f} (blind baselines: the model "
+          f"shown an empty scene {blind['empty_scene']['accuracy']:.3f}, the most frequent "
+          f"training caption {blind['prior']['accuracy']:.3f}; colour+shape named "
+          f"{scores['named']:.3f}, position {scores['position']:.3f}, "
           f"size {scores['size']:.3f}, hallucinated {scores['hallucinated']:.3f}, "
           f"exact captions {scores['exact']:.3f}) after {seconds:.0f} s")
-    metrics = {**{k: round(v, 4) for k, v in scores.items()}, "seconds": round(seconds, 1),
+    metrics = {**{k: round(v, 4) for k, v in scores.items()},
+               **{f"accuracy_{k}": round(b["accuracy"], 4) for k, b in blind.items()},
+               "blind_captions": {k: b["caption"] for k, b in blind.items()},
+               "seconds": round(seconds, 1),
                "n_test": len(captions), "settings": asdict(c), "quick": quick, "seed": seed,
                "device": str(device),
                "stage_losses": {st: round(final_loss(h), 4)

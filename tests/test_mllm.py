@@ -226,10 +226,42 @@ def test_precomputed_vision_features_give_the_same_logits(tokenizer):
     torch.testing.assert_close(a, b)
 
 
-def test_main_job_quick_trains_the_encoder_and_saves_what_it_reports(tmp_path):
+def test_blind_caption_scores_score_one_empty_scene_caption_and_the_prior_against_every_scene(
+        monkeypatch):
+    import minimllm.captioning as captioning
+    from minimllm.captioning import blind_caption_scores
+    from minimllm.data import BACKGROUND_RGB
+
+    rng = np.random.default_rng(0)
+    scenes = [sample_scene(rng) for _ in range(3)]
+    data = {"scenes": scenes, "images": [render_scene(s, IMAGE_SIZE) for s in scenes]}
+    obj = scenes[0]["objects"][0]
+    written = f"a {obj['size']} {obj['color']} {obj['shape']} in the {obj['position']}."
+    shown = []
+
+    def fake_generate(model, processor, images, **kw):
+        shown.extend(images)
+        return [written] * len(images)
+
+    monkeypatch.setattr(captioning, "generate_captions", fake_generate)
+    train_captions = ["a small red circle in the center."] * 2 + [written]
+    blind = blind_caption_scores(None, None, data, train_captions)
+    # one empty scene of the data's size, the background alone, captioned once
+    assert len(shown) == 1 and shown[0].size == data["images"][0].size
+    assert (np.asarray(shown[0]) == np.array(BACKGROUND_RGB)).all()
+    # each caption is scored against every real scene
+    assert blind["empty_scene"] == {"caption": written, **caption_accuracy(scenes, [written] * 3)}
+    assert 1 / sum(len(s["objects"]) for s in scenes) <= blind["empty_scene"]["accuracy"] < 1
+    prior = "a small red circle in the center."   # the most frequent training caption
+    assert blind["prior"] == {"caption": prior, **caption_accuracy(scenes, [prior] * 3)}
+
+
+def test_main_job_quick_trains_the_encoder_and_saves_what_it_reports(tmp_path, capsys):
     """The main job's smoke run: stage 2 changes the vision encoder (train_vision), the saved
-    model reloads with the same weights, and metrics.json holds the accuracy it returned."""
+    model reloads with the same weights, and metrics.json holds the accuracy it returned and
+    printed, beside its blind baselines."""
     import json
+    import re
 
     from minimllm.captioning import MainJobConfig, main_job
     from minimllm.mllm import load_towers
@@ -245,6 +277,14 @@ def test_main_job_quick_trains_the_encoder_and_saves_what_it_reports(tmp_path):
     assert torch.equal(after["layers.3.mlp.fc1.weight"], before["layers.3.mlp.fc1.weight"])
     saved = json.loads((tmp_path / "mllm" / "metrics.json").read_text())
     assert saved["accuracy"] == round(metrics["accuracy"], 4) and 0.0 <= saved["accuracy"] <= 1.0
+    line = next(x for x in capsys.readouterr().out.splitlines()
+                if x.startswith("held-out caption accuracy"))
+    printed = [float(v) for v in re.findall(r"\d\.\d{3}", line)[:3]]
+    # the same figures, printed to 3 decimals and saved to 4
+    assert printed == pytest.approx([saved[k] for k in
+                                     ("accuracy", "accuracy_empty_scene", "accuracy_prior")],
+                                    abs=6e-4), line
+    assert set(saved["blind_captions"]) == {"empty_scene", "prior"}
     # quick mode sets no target
     assert saved["passed"] is True and saved["settings"]["n_train"] == 64
     assert (tmp_path / "mllm" / "captions.png").stat().st_size > 1000
