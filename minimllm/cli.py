@@ -161,8 +161,22 @@ def load_saved_mllm(path):
     if not config.exists():
         raise FileNotFoundError(f"{path} holds no {CONFIG_FILE}: give the folder of a model saved "
                                 "with save_pretrained (e.g. data/artifacts/assistant)")
-    method_b = "cross_attention_layers" in json.loads(config.read_text())
-    model = (CrossAttentionMLLM if method_b else MLLM).from_pretrained(path, device="cpu")
+    try:
+        settings = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{config} is not JSON ({error}): save the model again") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{config} holds a {type(settings).__name__}, not a model's settings: "
+                         "save the model again")
+    method_b = "cross_attention_layers" in settings
+    try:
+        model = (CrossAttentionMLLM if method_b else MLLM).from_pretrained(path, device="cpu")
+    except ValueError:
+        raise
+    except (RuntimeError, TypeError, AttributeError) as error:
+        # a corrupt weights file, or settings that build no model (e.g. "vision": null)
+        raise ValueError(f"{path} holds no model this package can load "
+                         f"({type(error).__name__}: {error}): save it again") from None
     return model, load_tokenizer(path)
 
 
@@ -233,7 +247,10 @@ def export_gap(model, folder) -> float:
 def cmd_grade(args) -> int:
     from minimllm.grading import grade
 
-    report = grade(args.notebook, source=args.source, timeout=args.timeout)
+    try:
+        report = grade(args.notebook, source=args.source, timeout=args.timeout)
+    except ValueError as error:  # an unreadable notebook, no check cells, a bad timeout
+        raise SystemExit(f"minimllm grade: {error}") from None
     print(report.summary())
     return 0 if report.score == report.total else 1
 
