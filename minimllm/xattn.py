@@ -333,14 +333,20 @@ def fusion_run(method: str, num_image_tokens: int, towers, train_data: dict, tes
                lr: float = 1e-3, **options) -> dict:
     """Train one row of the A-vs-B table on the caption task of chapter 05 and measure it:
     trainable parameters, sequence length, training FLOPs per sample, seconds per step, held-out
-    caption accuracy, and the LM's text-only validation perplexity before and after. `towers`
+    caption accuracy (and the same model's on an empty scene, `blind_caption_scores`), and the
+    LM's text-only validation perplexity before and after. `towers`
     = (vision, lm, tokenizer), copied here; `train_data` holds the encoder's features at layer
     -4 (`vision_features`), so the frozen encoder is not re-run at every step."""
     import copy
 
     import numpy as np
 
-    from minimllm.captioning import CaptionBatches, caption_loss, evaluate_captions
+    from minimllm.captioning import (
+        CaptionBatches,
+        blind_caption_scores,
+        caption_loss,
+        evaluate_captions,
+    )
     from minimllm.lm import evaluate_lm
     from minimllm.train import TrainConfig, train
     from minimllm.utils import seed_everything
@@ -357,6 +363,7 @@ def fusion_run(method: str, num_image_tokens: int, towers, train_data: dict, tes
                     TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 10), seed=seed,
                                 log_every=0, device="cpu"))
     scores, captions = evaluate_captions(model, processor, test_data)
+    blind = blind_caption_scores(model, processor, test_data, train_data["captions"])
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"method": method, "M": num_image_tokens, "seed": seed, "steps": steps,
             "options": options,
@@ -365,11 +372,12 @@ def fusion_run(method: str, num_image_tokens: int, towers, train_data: dict, tes
             "gflops_per_sample": flops / batch_size / 1e9,
             "s_per_step": history.seconds / steps,
             "final_loss": float(np.mean(history.losses[-20:])),
-            "accuracy": scores["accuracy"], "named": scores["named"],
+            "accuracy": scores["accuracy"],
+            "accuracy_blind": blind["empty_scene"]["accuracy"], "named": scores["named"],
             "position": scores["position"],
             "ppl_before": before, "ppl_after": evaluate_lm(model.lm, val_tokens)["val_ppl"],
             "losses": history.losses, "gates": model.gates() if method != "A" else None,
-            "example": captions[0]}
+            "example": captions[0], "example_blind": blind["empty_scene"]["caption"]}
 
 
 # %% notebooks/06_cross_attention_fusion.ipynb cell 37
