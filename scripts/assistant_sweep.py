@@ -7,6 +7,8 @@
         --set 'mixture={"describe": 0.2, "vqa": 0.6, "conversation": 0.1, "text": 0.1}'
     python scripts/assistant_sweep.py --name colour-noise --colour-noise 0.3   # colour_noise.py
     python scripts/assistant_sweep.py --name text-restates --text-task restates  # text_pairs.py
+    python scripts/assistant_sweep.py --name random-tower --tower random \
+        --cache data/checkpoints/assistant_sweeps/towers.json   # another vision tower
     python scripts/assistant_sweep.py --table
 
 Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
@@ -128,6 +130,10 @@ def main() -> None:
                         help="the text task's changes kept (scripts/text_pairs.py): 'both' "
                              "(chapter 07: fresh scenes with every colour-shape pair, and a reply "
                              "that restates the caption), one of them, or 'neither'")
+    parser.add_argument("--tower", default=None, metavar="DIR|random",
+                        help="start from this vision tower folder instead of the reference "
+                             "(colour_free_tower.py's), or 'random': the reference's architecture "
+                             "with random weights (`random_tower`)")
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -146,6 +152,12 @@ def main() -> None:
         parser.error("--colour-noise and the text task's changes are measured one at a time")
     import minimllm.assistant
 
+    if args.tower:
+        from colour_free_tower import use_tower
+
+        tower = random_tower() if args.tower == "random" else Path(args.tower)
+        use_tower(tower)
+        changes["vision tower"] = tower.name
     if args.colour_noise:
         from colour_noise import noisy_batches
 
@@ -157,6 +169,20 @@ def main() -> None:
         minimllm.assistant.InstructionBatches = text_batches(*TEXT_TASKS[args.text_task])
         changes["text_task"] = args.text_task
     run_seeds(args, changes, config, example_answer(config))
+
+
+def random_tower(path: Path = Path("runs") / "towers" / "random") -> Path:
+    """The reference vision tower's architecture with random weights (torch seed 0), saved once
+    at `path`: a tower that has learned nothing about Shapes World's colour-shape pairs."""
+    import torch
+
+    from minimllm.vision import VisionTransformer, ViTConfig
+
+    if not (path / "model.safetensors").exists():
+        config = json.loads((checkpoints_dir() / "vision" / "config.json").read_text())
+        torch.manual_seed(0)
+        VisionTransformer(ViTConfig(**config)).save_pretrained(path, metrics={"weights": "random"})
+    return path
 
 
 def run_seeds(args, changes: dict, config: AssistantConfig, example: str) -> None:
