@@ -381,6 +381,11 @@ def train(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torc
     are under `.module`). The losses in the History are the means over all ranks. Only rank 0
     shows progress, evaluates and writes checkpoints; every rank resumes from them.
     """
+    if isinstance(batches, (str, bytes, dict)) or not (callable(batches)
+                                                       or isinstance(batches, Iterable)):
+        raise TypeError(f"batches must be a list or DataLoader of batches, or a function step -> "
+                        f"batch; got {type(batches).__name__} (one batch: [batch], or "
+                        "lambda step: batch)")
     device = torch.device(config.device) if config.device is not None else get_device()
     device, rank, world = init_distributed(device)
     model.to(device)

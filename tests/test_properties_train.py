@@ -51,3 +51,12 @@ def test_a_loss_that_is_not_a_scalar_is_refused(shape):
     call_rejects(lambda: train(model, lambda net, b: net(b).sum() * torch.ones(shape), lambda s:
                                torch.randn(3, 2), TrainConfig(steps=1, device="cpu")),
                  ("loss_fn", "scalar"))
+
+
+@given(st.integers() | st.floats(allow_nan=False) | st.none() | st.text(max_size=5)
+       | st.dictionaries(st.text(max_size=3), st.integers(), max_size=3))
+def test_batches_that_are_no_batches_are_refused_by_name(batches):
+    # a number, a string (its characters would be the batches), one batch dict (its keys would)
+    model = torch.nn.Linear(2, 1)
+    call_rejects(lambda: train(model, lambda net, b: net(b).pow(2).mean(), batches,
+                               TrainConfig(steps=1, device="cpu")), ("batches",))
