@@ -171,12 +171,8 @@ def load_saved_mllm(path):
     method_b = "cross_attention_layers" in settings
     try:
         model = (CrossAttentionMLLM if method_b else MLLM).from_pretrained(path, device="cpu")
-    except ValueError:
-        raise
-    except (RuntimeError, TypeError, AttributeError) as error:
-        # a corrupt weights file, or settings that build no model (e.g. "vision": null)
-        raise ValueError(f"{path} holds no model this package can load "
-                         f"({type(error).__name__}: {error}): save it again") from None
+    except RuntimeError as error:  # a corrupt weights file: the message names it
+        raise ValueError(str(error)) from None
     return model, load_tokenizer(path)
 
 

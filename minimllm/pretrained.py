@@ -155,7 +155,8 @@ class Pretrained:
                                     "`make checkpoints`")
         try:
             config = cls.config_class.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError) as error:
+        except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as error:
+            # AttributeError: a nested config that is not one (e.g. "vision": null)
             raise ValueError(f"{path / CONFIG_FILE} is not a valid "
                              f"{cls.config_class.__name__}: {error}") from error
         try:

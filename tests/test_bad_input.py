@@ -329,6 +329,9 @@ SAVE_LOAD = {
     "unknown field in a nested config": (lambda s: mllm.MLLM.from_pretrained(
         altered(s, "field", edit_config(vision__bogus=1))), ValueError,
         "unknown ViTConfig fields"),
+    "a nested config that is not one": (lambda s: mllm.MLLM.from_pretrained(
+        altered(s, "no-vision", edit_config(vision=None))), ValueError,
+        "config.json is not a valid MLLMConfig"),
     "a language model loaded as an MLLM": (lambda s: mllm.MLLM.from_pretrained(s / "lm"),
                                           ValueError, "not a valid MLLMConfig"),
     "a folder that does not exist": (lambda s: mllm.MLLM.from_pretrained(s / "nowhere"),
