@@ -9,6 +9,8 @@
     python scripts/assistant_sweep.py --name text-restates --text-task restates  # text_pairs.py
     python scripts/assistant_sweep.py --name random-tower --tower random \
         --cache data/checkpoints/assistant_sweeps/towers.json   # another vision tower
+    python scripts/assistant_sweep.py --name two-views --views two \
+        --cache data/checkpoints/assistant_sweeps/views.json    # shape and colour in two views
     python scripts/assistant_sweep.py --table
 
 Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
@@ -134,6 +136,9 @@ def main() -> None:
                         help="start from this vision tower folder instead of the reference "
                              "(colour_free_tower.py's), or 'random': the reference's architecture "
                              "with random weights (`random_tower`)")
+    parser.add_argument("--views", choices=("one", "two"), default="one",
+                        help="'two': the image reaches the LM as a silhouette and a colour grid, "
+                             "2M tokens (scripts/two_views.py)")
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -158,6 +163,10 @@ def main() -> None:
         tower = random_tower() if args.tower == "random" else Path(args.tower)
         use_tower(tower)
         changes["vision tower"] = tower.name
+    if args.views == "two":
+        from two_views import use_two_views
+
+        changes.update(use_two_views())
     if args.colour_noise:
         from colour_noise import noisy_batches
 

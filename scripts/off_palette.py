@@ -17,6 +17,8 @@ never seen. The recipe is chapter 07's (`AssistantConfig()`) with "shapes" added
 at `--weight` (the other tasks keep their ratios), cached as `assistant_sweep.py` caches its own:
 
     python scripts/off_palette.py --seeds 0 1       # then: assistant_sweep.py --table
+    python scripts/off_palette.py --views two --name two-views-off-palette \
+        --cache data/checkpoints/assistant_sweeps/views.json --seeds 0 1   # scripts/two_views.py
 """
 import argparse
 from pathlib import Path
@@ -94,6 +96,9 @@ def main() -> None:
     parser.add_argument("--tower", type=Path, default=None,
                         help="a vision tower folder to start from (colour_free_tower.py's), "
                              "instead of the reference")
+    parser.add_argument("--views", choices=("one", "two"), default="one",
+                        help="'two': the image reaches the LM as a silhouette and a colour grid "
+                             "(scripts/two_views.py)")
     args = parser.parse_args()
     config = AssistantConfig()
     config.mixture = {**config.mixture, "shapes": args.weight}
@@ -104,6 +109,10 @@ def main() -> None:
 
         use_tower(args.tower)
         recipe["vision tower"] = args.tower.name
+    if args.views == "two":
+        from two_views import use_two_views
+
+        recipe.update(use_two_views())
     run_seeds(args, recipe, config, example_answer(config))
 
 
