@@ -136,9 +136,10 @@ def main() -> None:
                         help="start from this vision tower folder instead of the reference "
                              "(colour_free_tower.py's), or 'random': the reference's architecture "
                              "with random weights (`random_tower`)")
-    parser.add_argument("--views", choices=("one", "two"), default="one",
+    parser.add_argument("--views", choices=("one", "two", "sum"), default="one",
                         help="'two': the image reaches the LM as a silhouette and a colour grid, "
-                             "2M tokens (scripts/two_views.py)")
+                             "2M tokens; 'sum': the two views' tokens added, M tokens "
+                             "(scripts/two_views.py)")
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -163,10 +164,10 @@ def main() -> None:
         tower = random_tower() if args.tower == "random" else Path(args.tower)
         use_tower(tower)
         changes["vision tower"] = tower.name
-    if args.views == "two":
+    if args.views != "one":
         from two_views import use_two_views
 
-        changes.update(use_two_views())
+        changes.update(use_two_views(args.views))
     if args.colour_noise:
         from colour_noise import noisy_batches
 

@@ -96,8 +96,9 @@ def main() -> None:
     parser.add_argument("--tower", type=Path, default=None,
                         help="a vision tower folder to start from (colour_free_tower.py's), "
                              "instead of the reference")
-    parser.add_argument("--views", choices=("one", "two"), default="one",
-                        help="'two': the image reaches the LM as a silhouette and a colour grid "
+    parser.add_argument("--views", choices=("one", "two", "sum"), default="one",
+                        help="'two': the image reaches the LM as a silhouette and a colour grid, "
+                             "2M tokens; 'sum': the two views' tokens added, M tokens "
                              "(scripts/two_views.py)")
     args = parser.parse_args()
     config = AssistantConfig()
@@ -109,10 +110,10 @@ def main() -> None:
 
         use_tower(args.tower)
         recipe["vision tower"] = args.tower.name
-    if args.views == "two":
+    if args.views != "one":
         from two_views import use_two_views
 
-        recipe.update(use_two_views())
+        recipe.update(use_two_views(args.views))
     run_seeds(args, recipe, config, example_answer(config))
 
 

@@ -17,6 +17,8 @@ tokens; if they stay at a seen pair's shape, the LM composes it from the two vie
 
     python scripts/assistant_sweep.py --name two-views --views two \
         --cache data/checkpoints/assistant_sweeps/views.json --seeds 0 1
+    python scripts/assistant_sweep.py --name summed-views --views sum \
+        --cache data/checkpoints/assistant_sweeps/views.json --seeds 0 1   # M tokens, added
 """
 
 import torch
@@ -70,9 +72,31 @@ class TwoViewMLLM(MLLM):
         return torch.cat([tokens[:n], tokens[n:]], dim=1)      # (n, 2M, D)
 
 
-def use_two_views() -> dict:
-    """Make `minimllm.assistant.main_job` build a `TwoViewMLLM`; the change, for a run's cache."""
+class SummedViewsMLLM(TwoViewMLLM):
+    """The two views' tokens added, token by token: M image tokens, token i the silhouette's
+    token i plus the colour grid's (the projectors keep their grid order, so both are the same
+    region of the image). Colour and shape share a token again, but as a sum of two codes each
+    computed without the other, so the region's colour is found in the token that holds its
+    shape."""
+
+    def __init__(self, config=None, vision=None, lm=None):
+        super().__init__(config, vision, lm)
+        self.num_image_tokens = self.num_image_tokens // 2
+
+    def image_features(self, pixel_values=None, vision_features=None) -> torch.Tensor:
+        tokens = super().image_features(pixel_values, vision_features)   # (n, 2M, D)
+        silhouettes, grids = tokens.chunk(2, dim=1)
+        return silhouettes + grids                                        # (n, M, D)
+
+
+VIEWS = {"two": (TwoViewMLLM, "silhouette + colour grid"),
+         "sum": (SummedViewsMLLM, "silhouette + colour grid, tokens added")}
+
+
+def use_two_views(views: str = "two") -> dict:
+    """Make `minimllm.assistant.main_job` build the model of `VIEWS[views]`; the change, for a
+    run's cache."""
     import minimllm.assistant
 
-    minimllm.assistant.MLLM = TwoViewMLLM
-    return {"views": "silhouette + colour grid"}
+    minimllm.assistant.MLLM, described = VIEWS[views]
+    return {"views": described}
