@@ -91,6 +91,13 @@ checkpoints: env
 
 run-notebook: env
 	@test -n "$(NB)" || (echo "usage: make run-notebook NB=notebooks/01_language_model.ipynb" && exit 2)
+	@# find_pretrained prefers a reader's own data/artifacts/<name> to the reference
+	@# data/checkpoints/<name>: a model left there by an earlier run would change this one's outputs
+	@shadow=$$(for m in $$(ls data/checkpoints); do test -f data/artifacts/$$m/config.json && \
+	  echo data/artifacts/$$m; done); if test -n "$$shadow" && test -z "$(ALLOW_ARTIFACTS)"; then \
+	  echo "run-notebook: $$shadow would stand in for the reference checkpoints of the same name" \
+	  "(find_pretrained prefers them); committed outputs use the references: move them aside," \
+	  "or set ALLOW_ARTIFACTS=1"; exit 2; fi
 	MINIMLLM_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=-1 $(NB)
 
