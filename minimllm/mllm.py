@@ -265,10 +265,8 @@ class MLLMConfig(Config):
     vision_feature_layer: int = -1
 
     def __post_init__(self):
-        if isinstance(self.vision, dict):
-            self.vision = ViTConfig.from_dict(self.vision)
-        if isinstance(self.lm, dict):
-            self.lm = LMConfig.from_dict(self.lm)
+        self.vision = ViTConfig.coerce(self.vision, "vision")
+        self.lm = LMConfig.coerce(self.lm, "lm")
         if not -(self.vision.num_layers + 1) <= self.vision_feature_layer <= -1:
             raise ValueError(f"vision_feature_layer={self.vision_feature_layer}: use -1 "
                              f"(the last layer) down to -{self.vision.num_layers + 1} "

@@ -42,6 +42,17 @@ class Config:
                              "is this the config of another model?")
         return cls(**d)
 
+    @classmethod
+    def coerce(cls, value, name: str):
+        """`value` as a `cls`, for a config nested in another: itself, or built from a dict of
+        its fields (a config.json's nested part); anything else is a TypeError naming `name`."""
+        if isinstance(value, dict):
+            return cls.from_dict(value)
+        if not isinstance(value, cls):
+            raise TypeError(f"{name} must be a {cls.__name__} or a dict of its fields, not "
+                            f"{type(value).__name__}")
+        return value
+
 
 def tied_keys(model: torch.nn.Module) -> set[str]:
     """Names under which a parameter appears a second time (tied weights, e.g. an LM head that
@@ -155,8 +166,7 @@ class Pretrained:
                                     "`make checkpoints`")
         try:
             config = cls.config_class.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as error:
-            # AttributeError: a nested config that is not one (e.g. "vision": null)
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
             raise ValueError(f"{path / CONFIG_FILE} is not a valid "
                              f"{cls.config_class.__name__}: {error}") from error
         try:

@@ -237,6 +237,10 @@ MLLM = {
                                           torch.zeros(2, 16)), ValueError, r"\(n_images, M, D\)"),
     "unknown projector": (lambda: mllm.MLLMConfig(projector="transformer"), ValueError,
                           "choose one of"),
+    "no vision config": (lambda: mllm.MLLMConfig(vision=None), TypeError,
+                         "vision must be a ViTConfig or a dict"),
+    "an LM config where the vision config goes": (
+        lambda: mllm.MLLMConfig(vision=mllm.LMConfig()), TypeError, "vision must be a ViTConfig"),
     "prompts of unequal length": (lambda: tiny_mllm().generate(
         **{k: v for k, v in two_prompts(f"{IMAGE_TOKEN} hello there friend").items()
            if k != "attention_mask"}), ValueError, "unequal length"),
