@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from run_cache import load_runs, save_run
+from two_views import add_views_option, use_two_views
 
 from minimllm.assistant import AssistantConfig, main_job
 from minimllm.utils import checkpoints_dir
@@ -136,10 +137,7 @@ def main() -> None:
                         help="start from this vision tower folder instead of the reference "
                              "(colour_free_tower.py's), or 'random': the reference's architecture "
                              "with random weights (`random_tower`)")
-    parser.add_argument("--views", choices=("one", "two", "sum"), default="one",
-                        help="'two': the image reaches the LM as a silhouette and a colour grid, "
-                             "2M tokens; 'sum': the two views' tokens added, M tokens "
-                             "(scripts/two_views.py)")
+    add_views_option(parser)
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -164,10 +162,7 @@ def main() -> None:
         tower = random_tower() if args.tower == "random" else Path(args.tower)
         use_tower(tower)
         changes["vision tower"] = tower.name
-    if args.views != "one":
-        from two_views import use_two_views
-
-        changes.update(use_two_views(args.views))
+    changes.update(use_two_views(args.views))
     if args.colour_noise:
         from colour_noise import noisy_batches
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from assistant_sweep import CACHE, example_answer, run_seeds
+from two_views import add_views_option, use_two_views
 
 import minimllm.assistant
 import minimllm.data as data
@@ -96,10 +97,7 @@ def main() -> None:
     parser.add_argument("--tower", type=Path, default=None,
                         help="a vision tower folder to start from (colour_free_tower.py's), "
                              "instead of the reference")
-    parser.add_argument("--views", choices=("one", "two", "sum"), default="one",
-                        help="'two': the image reaches the LM as a silhouette and a colour grid, "
-                             "2M tokens; 'sum': the two views' tokens added, M tokens "
-                             "(scripts/two_views.py)")
+    add_views_option(parser)
     args = parser.parse_args()
     config = AssistantConfig()
     config.mixture = {**config.mixture, "shapes": args.weight}
@@ -110,10 +108,7 @@ def main() -> None:
 
         use_tower(args.tower)
         recipe["vision tower"] = args.tower.name
-    if args.views != "one":
-        from two_views import use_two_views
-
-        recipe.update(use_two_views(args.views))
+    recipe.update(use_two_views(args.views))
     run_seeds(args, recipe, config, example_answer(config))
 
 

@@ -93,9 +93,19 @@ VIEWS = {"two": (TwoViewMLLM, "silhouette + colour grid"),
          "sum": (SummedViewsMLLM, "silhouette + colour grid, tokens added")}
 
 
+def add_views_option(parser) -> None:
+    """The `--views one|two|sum` option of the scripts that run stage-2 recipes."""
+    parser.add_argument("--views", choices=("one", *VIEWS), default="one",
+                        help="'two': the image reaches the LM as a silhouette and a colour grid, "
+                             "2M tokens; 'sum': the two views' tokens added, M tokens "
+                             "(scripts/two_views.py)")
+
+
 def use_two_views(views: str = "two") -> dict:
-    """Make `minimllm.assistant.main_job` build the model of `VIEWS[views]`; the change, for a
-    run's cache."""
+    """Make `minimllm.assistant.main_job` build the model of `VIEWS[views]` ("one": leave it);
+    the change, for a run's cache."""
+    if views == "one":
+        return {}
     import minimllm.assistant
 
     minimllm.assistant.MLLM, described = VIEWS[views]
