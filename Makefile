@@ -7,12 +7,13 @@ PY := $(BIN)/python
 export PATH := $(abspath $(BIN)):$(PATH)
 CELL_TIMEOUT ?= 600
 
-.PHONY: help demo assistant gpu test lint unit nbtest export update export-check exercises exercises-check grade fuzz \
+.PHONY: help demo assistant captioner gpu test lint unit nbtest export update export-check exercises exercises-check grade fuzz \
         checkpoints run-notebook lab site browser-test env clean
 
 help:
-	@echo "make demo         the main job: environment check, data preview, train the MLLM and report accuracy"
-	@echo "make assistant    chapter 07: instruction-tune the assistant, report VQA / caption / POPE"
+	@echo "make demo         environment check, data preview, then the main job: train chapter 07's assistant"
+	@echo "make assistant    the main job alone: instruction-tune the assistant, one line per target"
+	@echo "make captioner    chapter 05's job: align and tune the captioner, report caption accuracy"
 	@echo "make gpu          chapter 08: a bigger assistant, NF4 LM + LoRA, on one CUDA GPU"
 	@echo "make test         the whole suite in quick mode (lint, unit, export/exercise sync, notebooks)"
 	@echo "make fuzz         the property-based tests with a large example budget (minutes)"
@@ -46,6 +47,9 @@ demo: env
 
 assistant: env
 	$(BIN)/minimllm assistant
+
+captioner: env
+	$(BIN)/minimllm train
 
 gpu: env
 	$(BIN)/minimllm train --preset gpu

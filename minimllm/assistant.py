@@ -6,12 +6,12 @@ mixture of descriptions, short-answer questions of every type, multi-turn conver
 text-only questions. Then `evaluate_assistant` measures it and the model is saved."""
 
 __all__ = ["TASKS", "TEXT_QTYPES", "ANSWER_STYLES", "LOOK_PROMPT", "answer_text", "task_messages",
-    "text_messages", "text_turn", "InstructionBatches", "chat_loss", "length_buckets",
-    "AssistantConfig", "evaluate_assistant", "heldout_phrasings", "target_values",
+    "text_messages", "text_turn", "InstructionBatches", "chat_loss", "length_buckets", "VIEWS",
+    "AssistantConfig", "evaluate_assistant", "heldout_phrasings", "target_values", "reached",
     "missed_targets", "report_lines", "main_job", "save_pictures", "train_reference"]
 
 
-# %% notebooks/07_instruction_tuning.ipynb cell 16
+# %% notebooks/07_instruction_tuning.ipynb cell 18
 import functools
 import time
 from dataclasses import asdict, dataclass, field
@@ -45,6 +45,7 @@ from minimllm.evaluate import (
 from minimllm.mllm import MLLM, MLLMConfig, load_towers, stage_plan
 from minimllm.tokenizer import IMAGE_TOKEN_ID, PAD_ID
 from minimllm.train import Stage, final_loss, train_stages
+from minimllm.views import TwoViewConfig, TwoViewMLLM
 from minimllm.vision import to_pixel_values
 
 TASKS = ("describe", "vqa", "conversation", "text")
@@ -113,7 +114,7 @@ def text_turn(scene: dict, question: str, format_prompt: str = FORMAT_PROMPT) ->
             "content": f"{make_caption(scene, style=CAPTION_STYLE)} {question}{format_prompt}"}
 
 
-# %% notebooks/07_instruction_tuning.ipynb cell 18
+# %% notebooks/07_instruction_tuning.ipynb cell 20
 class InstructionBatches:
     """A function step -> training batch of `batch_size` conversations about random scenes, all of
     one task drawn with the `mixture`'s weights (one task per batch: the rows of a batch then have
@@ -195,11 +196,16 @@ def length_buckets(batch: dict, buckets: int) -> list[tuple[dict, int]]:
     return groups
 
 
-# %% notebooks/07_instruction_tuning.ipynb cell 32
+# %% notebooks/07_instruction_tuning.ipynb cell 38
+# the model and config of each way to show the LM an image: itself, or two views (section 7)
+VIEWS = {"one": (MLLM, MLLMConfig), "two": (TwoViewMLLM, TwoViewConfig)}
+
+
 @dataclass
 class AssistantConfig:
     """The main job's settings, one comment per choice (chapter 07 measures them)."""
 
+    views: str = "two"                # the image as silhouette + colour grid (section 7); "one"
     projector: str = "c_abstractor"   # local, with M chosen freely (chapters 04-05)
     num_image_tokens: int = 9         # one image token per cell of the 3 x 3 grid
     vision_feature_layer: int = -4    # after the encoder's first block (chapter 05)
@@ -216,12 +222,16 @@ class AssistantConfig:
                                                    "conversation": 0.1, "text": 0.1})
     # the description, the question again, then the answer (a chain of thought), asked for by
     # its own format prompt as LLaVA-1.5's asks for short answers; "short" with FORMAT_PROMPT is
-    # LLaVA-1.5's recipe (chapter 07 section 7 measures both)
+    # LLaVA-1.5's recipe (chapter 07 section 8 measures both)
     answer_style: str = "described"
     format_prompt: str = LOOK_PROMPT
     targets: dict = field(default_factory=lambda: {   # on held-out test scenes (`target_values`)
         "vqa": 0.9, "vqa_each_type": 0.8, "heldout_phrasings": 0.8, "compositional": 0.8,
         "caption": 0.9, "pope_f1": 0.85, "pope_yes_ratio": (0.35, 0.65)})
+
+    def __post_init__(self):
+        if self.views not in VIEWS:
+            raise ValueError(f"views={self.views!r}: choose one of {sorted(VIEWS)}")
 
     @classmethod
     def quick(cls) -> "AssistantConfig":
@@ -285,45 +295,58 @@ def target_values(results: dict) -> dict[str, float]:
             "pope_yes_ratio": results["pope"]["adversarial"]["yes_ratio"]}
 
 
+def reached(value: float, target) -> bool:
+    """Whether `value` meets `target`: a number is a minimum, a (low, high) pair a range."""
+    low, high = target if isinstance(target, (list, tuple)) else (target, None)
+    return value >= low and (high is None or value <= high)
+
+
 def missed_targets(results: dict, targets: dict) -> list[str]:
-    """The targets not reached: a number is a minimum, a (low, high) pair a range."""
-    reached, missed = target_values(results), []
-    for key, target in targets.items():
-        low, high = target if isinstance(target, (list, tuple)) else (target, None)
-        if reached[key] < low or (high is not None and reached[key] > high):
-            missed.append(f"{key} {reached[key]:.3f} (target {target})")
-    return missed
+    """The targets not reached, each as "name value (target ...)"."""
+    values = target_values(results)
+    return [f"{key} {values[key]:.3f} (target {target})" for key, target in targets.items()
+            if not reached(values[key], target)]
 
 
-def report_lines(results: dict) -> list[str]:
-    """The lines the main job prints, one per target, each with the word "accuracy" and its
-    blind baselines."""
+def report_lines(results: dict, targets: dict | None = None) -> list[str]:
+    """The lines the main job prints: one per figure of `target_values`, each with its target
+    when `targets` sets one (and whether it was met) and its blind baselines."""
     v, c, p = results["vqa_test"], results["caption"], results["pope"]
-    blind, prior = results["vqa_blind"], results["vqa_blind"]["answer prior"]
+    prior, no_image = results["vqa_blind"]["answer prior"], results["vqa_blind"]["no image"]
     weakest = min((k for k in v if k != "overall"), key=v.get)
-    per_type = ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k != "overall")
     adversarial = p["adversarial"]
-    return [f"held-out VQA accuracy: {v['overall']:.3f} ({per_type}); blind: answer prior "
-            f"{prior['overall']:.3f}, no image {blind['no image']['overall']:.3f}",
-            f"weakest type VQA accuracy: {weakest} {v[weakest]:.3f}; blind: answer prior "
-            f"{prior[weakest]:.3f}, no image {blind['no image'][weakest]:.3f}",
-            f"held-out phrasings VQA accuracy: {results['vqa_heldout']['overall']:.3f}; blind: "
-            f"answer prior {results['prior_heldout']['overall']:.3f}",
-            f"compositional VQA accuracy: {results['vqa_compositional']['overall']:.3f} "
-            "(scenes with colour-shape pairs never seen in training); blind: answer prior "
-            f"{results['prior_compositional']['overall']:.3f}",
-            f"held-out caption accuracy: {c['accuracy']:.3f} (position recall "
-            f"{c['position']:.3f}, position precision {c['position_precision']:.3f}, "
-            f"hallucinated {c['hallucinated']:.3f}); blind: no image "
-            f"{results['caption_blind']['accuracy']:.3f}",
-            "POPE accuracy / F1: " + ", ".join(f"{s} {m['accuracy']:.3f} / {m['f1']:.3f}"
-                                               for s, m in p.items())
-            + f" (adversarial: yes-ratio {adversarial['yes_ratio']:.3f}, "
-              f"AUROC {adversarial['auroc']:.3f}); blind: always yes F1 "
-              f"{adversarial['always_yes_f1']:.3f}"]
+    figures = {  # name (details), blind baselines
+        "vqa": ("VQA accuracy on held-out test scenes ("
+                + ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k != "overall") + ")",
+                f"answer prior {prior['overall']:.3f}, no image {no_image['overall']:.3f}"),
+        "vqa_each_type": (f"VQA accuracy of the weakest type ({weakest})",
+                          f"answer prior {prior[weakest]:.3f}, no image {no_image[weakest]:.3f}"),
+        "heldout_phrasings": ("VQA accuracy in held-out phrasings",
+                              f"answer prior {results['prior_heldout']['overall']:.3f}"),
+        "compositional": ("VQA accuracy on unseen colour-shape pairs (test_compositional)",
+                          f"answer prior {results['prior_compositional']['overall']:.3f}"),
+        "caption": (f"caption accuracy, 'describe the image.' (position recall "
+                    f"{c['position']:.3f}, precision {c['position_precision']:.3f}; hallucinated "
+                    f"{c['hallucinated']:.3f})",
+                    f"no image {results['caption_blind']['accuracy']:.3f}"),
+        "pope_f1": ("POPE adversarial F1 of the generated yes / no (random "
+                    f"{p['random']['f1']:.3f}, popular {p['popular']['f1']:.3f}; P(yes) AUROC "
+                    f"{adversarial['auroc']:.3f})",
+                    f"always yes {adversarial['always_yes_f1']:.3f}"),
+        "pope_yes_ratio": ("POPE adversarial yes-ratio (accuracy "
+                           f"{adversarial['accuracy']:.3f})", "always yes 1.000"),
+    }
+    values, lines = target_values(results), []
+    for key, (name, blind) in figures.items():
+        target = (targets or {}).get(key)
+        verdict = "" if target is None else " (target {}: {})".format(
+            "-".join(map(str, target)) if isinstance(target, (list, tuple)) else target,
+            "met" if reached(values[key], target) else "MISSED")
+        lines.append(f"{name}: {values[key]:.3f}{verdict}; blind: {blind}")
+    return lines
 
 
-# %% notebooks/07_instruction_tuning.ipynb cell 33
+# %% notebooks/07_instruction_tuning.ipynb cell 39
 def main_job(out_dir=None, quick: bool = False, seed: int = 0,
              config: AssistantConfig | None = None, reference_towers: bool = False) -> dict:
     """Train and evaluate the course's assistant from the pretrained towers: stage 1 (projector,
@@ -354,11 +377,13 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
     dataset = load_dataset(n_train=c.n_train, n_test=c.n_eval, n_compositional=c.n_eval)
     scenes = [{"objects": r["objects"], "defects": r["defects"]} for r in dataset["train"]]
     pixel_values = to_pixel_values([r["image"].convert("RGB") for r in dataset["train"]])
-    model_config = MLLMConfig(projector=c.projector, num_image_tokens=c.num_image_tokens,
-                              vision_feature_layer=c.vision_feature_layer)
-    model = MLLM(model_config, vision=vision, lm=lm).to(device)
-    processor = ChatProcessor(tokenizer, model.num_image_tokens, vision.config.image_size)
-    log(f"{len(scenes)} training scenes, M = {model.num_image_tokens} image tokens")
+    model_class, config_class = VIEWS[c.views]
+    model_config = config_class(projector=c.projector, num_image_tokens=c.num_image_tokens,
+                                vision_feature_layer=c.vision_feature_layer)
+    model = model_class(model_config, vision=vision, lm=lm).to(device)
+    processor = ChatProcessor.for_model(model, tokenizer)
+    log(f"{len(scenes)} training scenes, {c.views} view(s) of each image: "
+        f"{model.tokens_per_image} image tokens")
     trains, prepare = stage_plan(c.train_vision)
 
     stages = [Stage(st, steps, lr, InstructionBatches(processor, scenes, pixel_values, mixture,
@@ -373,7 +398,7 @@ def main_job(out_dir=None, quick: bool = False, seed: int = 0,
         "compositional scenes ...")
     results = evaluate_assistant(model, processor, dataset, scenes, c.format_prompt, seed)
     seconds = time.perf_counter() - start
-    for line in report_lines(results):
+    for line in report_lines(results, c.targets):
         print(line)
     missed = missed_targets(results, c.targets)
     passed = not missed

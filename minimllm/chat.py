@@ -6,13 +6,17 @@ Tuning"): chapter 01's chat template turns messages into tokens, each `<image>` 
 tokens, and the labels keep only the assistant's tokens."""
 
 __all__ = ["END_ID", "FORMAT_PROMPT", "check_text", "image_turn", "vqa_messages", "check_messages",
-    "ChatProcessor", "batches_of_equal_length", "chat"]
+    "ChatProcessor", "batches_of_equal_length", "chat", "load_mllm"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 8
+import json
+from pathlib import Path
+
 import torch
 
 from minimllm.mllm import MLLM, MLLMProcessor
+from minimllm.pretrained import CONFIG_FILE, load_tokenizer
 from minimllm.tokenizer import CHAT_ROLES, IMAGE_TOKEN, IMAGE_TOKEN_ID, SPECIAL_IDS, pad_sequences
 
 END_ID = SPECIAL_IDS["end"]  # `<|end|>` closes every message: the assistant learns to stop with it
@@ -159,3 +163,33 @@ def chat(model: MLLM, processor: ChatProcessor, conversations, images=None,
             replies[i] = text
     model.train(was_training)
     return replies
+
+
+# %% notebooks/07_instruction_tuning.ipynb cell 16
+def load_mllm(path, device=None) -> tuple[MLLM, ChatProcessor]:
+    """(model, processor) of an MLLM folder saved with `save_pretrained`, whichever kind:
+    Method A (`MLLM`), its two-view form (`views.TwoViewMLLM`, whose config has `colour_grid`) or
+    Method B (`xattn.CrossAttentionMLLM`, whose config names its cross-attention layers). The
+    processor is `ChatProcessor.for_model`. A missing, corrupt or foreign folder is a
+    FileNotFoundError / ValueError that names it."""
+    from minimllm.views import TwoViewMLLM
+    from minimllm.xattn import CrossAttentionMLLM
+
+    config = Path(path) / CONFIG_FILE
+    if not config.exists():
+        raise FileNotFoundError(f"{path} holds no {CONFIG_FILE}: give the folder of a model saved "
+                                "with save_pretrained (e.g. data/artifacts/assistant)")
+    try:
+        settings = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{config} is not JSON ({error}): save the model again") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{config} holds a {type(settings).__name__}, not a model's settings: "
+                         "save the model again")
+    kind = (CrossAttentionMLLM if "cross_attention_layers" in settings
+            else TwoViewMLLM if "colour_grid" in settings else MLLM)
+    try:
+        model = kind.from_pretrained(path, device=device)
+    except RuntimeError as error:  # a corrupt weights file: the message names it
+        raise ValueError(str(error)) from None
+    return model, ChatProcessor.for_model(model, load_tokenizer(path))

@@ -1,10 +1,10 @@
 """The `minimllm` command (hand-written; no chapter teaches it).
 
     minimllm env                 environment report (versions, device, bf16, bitsandbytes)
-    minimllm demo                environment check, data preview, then the main job
-    minimllm train               the main job: train the MLLM (captioner) on Shapes World
+    minimllm demo                environment check, data preview, then the main job (the assistant)
+    minimllm assistant           the main job: chapter 07's assistant, trained and measured
+    minimllm train               chapter 05's job: train the captioner on Shapes World
     minimllm train --preset gpu  chapter 08: a bigger assistant, QLoRA-style, on one CUDA GPU
-    minimllm assistant           chapter 07's job: instruction-tune the assistant, report accuracy
     minimllm chat --image PATH "question"   ask the trained assistant about an image (no question:
                                             one per line, the model loaded once)
     minimllm export MODEL_DIR OUT_DIR       a saved MLLM as a transformers folder (LLaVA, or
@@ -34,7 +34,8 @@ def cmd_env(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The environment check, a preview of Shapes World, then the main job (`cmd_train`)."""
+    """The environment check, a preview of Shapes World, then the main job: chapter 07's
+    assistant (`cmd_assistant`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,12 +57,12 @@ def cmd_demo(args) -> int:
                       ncols=4, size=2.4)
     fig.savefig(out, dpi=100)
     print(f"\npreview saved to {out}\n")
-    return cmd_train(args)
+    return cmd_assistant(args)
 
 
 def cmd_train(args) -> int:
-    """The main job: a LLaVA-style MLLM aligned and tuned on Shapes World from the pretrained
-    towers (chapter 05); prints the held-out caption accuracy, exits non-zero below its target.
+    """Chapter 05's job: a LLaVA-style captioner aligned and tuned on Shapes World from the
+    pretrained towers; prints the held-out caption accuracy, exits non-zero below its target.
     `--preset gpu`: chapter 08's bigger assistant, pretrained and tuned QLoRA-style."""
     from minimllm.captioning import main_job
 
@@ -82,8 +83,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_assistant(args) -> int:
-    """Chapter 07's assistant: stage 1 + instruction tuning from the pretrained towers; prints
-    VQA, caption and POPE accuracies and exits non-zero below the targets."""
+    """The main job, chapter 07's assistant: stage 1 + instruction tuning from the pretrained
+    towers; prints one line per target (VQA, each type, held-out phrasings, unseen pairs,
+    captions, POPE F1 and yes-ratio) with its blind baselines, and exits non-zero below one.
+    The model goes to data/artifacts/assistant, where `minimllm chat` finds it."""
     from minimllm.assistant import main_job
 
     metrics = main_job(quick=args.quick, seed=args.seed)
@@ -96,7 +99,7 @@ def cmd_chat(args) -> int:
     empty line or end of input stops)."""
     from PIL import Image, UnidentifiedImageError
 
-    from minimllm.chat import ChatProcessor, chat, image_turn
+    from minimllm.chat import chat, image_turn, load_mllm
     from minimllm.pretrained import find_pretrained
 
     try:
@@ -108,10 +111,9 @@ def cmd_chat(args) -> int:
     image = image.convert("RGB")
     path = args.model or find_pretrained("assistant")
     try:
-        model, tokenizer = load_saved_mllm(path)
+        model, processor = load_mllm(path, device="cpu")
     except ValueError as error:  # another kind of model, or a config that is not an MLLM's
         raise SystemExit(f"minimllm chat: {error}") from None
-    processor = ChatProcessor.for_model(model, tokenizer)
     suffix = args.format_prompt if args.format_prompt is not None else trained_format_prompt(path)
 
     def answer(question: str) -> str:
@@ -147,35 +149,6 @@ def trained_format_prompt(path) -> str:
         return ""
 
 
-def load_saved_mllm(path):
-    """(model, tokenizer) of an MLLM folder saved with `save_pretrained`: Method A (`MLLM`) or
-    Method B (`CrossAttentionMLLM`, whose config names its cross-attention layers)."""
-    import json
-    from pathlib import Path
-
-    from minimllm.mllm import MLLM
-    from minimllm.pretrained import CONFIG_FILE, load_tokenizer
-    from minimllm.xattn import CrossAttentionMLLM
-
-    config = Path(path) / CONFIG_FILE
-    if not config.exists():
-        raise FileNotFoundError(f"{path} holds no {CONFIG_FILE}: give the folder of a model saved "
-                                "with save_pretrained (e.g. data/artifacts/assistant)")
-    try:
-        settings = json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config} is not JSON ({error}): save the model again") from None
-    if not isinstance(settings, dict):
-        raise ValueError(f"{config} holds a {type(settings).__name__}, not a model's settings: "
-                         "save the model again")
-    method_b = "cross_attention_layers" in settings
-    try:
-        model = (CrossAttentionMLLM if method_b else MLLM).from_pretrained(path, device="cpu")
-    except RuntimeError as error:  # a corrupt weights file: the message names it
-        raise ValueError(str(error)) from None
-    return model, load_tokenizer(path)
-
-
 def cmd_export(args) -> int:
     """A saved MLLM as a transformers folder (`minimllm.export.save_transformers`): Method A ->
     LlavaForConditionalGeneration (linear, MLP projector) or MiniMLLMForConditionalGeneration
@@ -189,15 +162,16 @@ def cmd_export(args) -> int:
     from tqdm.auto import tqdm
 
     from minimllm import export
+    from minimllm.chat import load_mllm
 
     steps = tqdm(total=3, desc="export", unit="step")
     try:
         steps.set_postfix_str("loading")
-        model, tokenizer = load_saved_mllm(args.model_dir)
+        model, processor = load_mllm(args.model_dir, device="cpu")
         format_prompt = trained_format_prompt(args.model_dir)
         steps.update()
         steps.set_postfix_str("converting and writing")
-        out = export.save_transformers(model, tokenizer, args.out_dir,
+        out = export.save_transformers(model, processor.tokenizer, args.out_dir,
                                        format_prompt=format_prompt)
         steps.update()
         steps.set_postfix_str("checking")
@@ -287,9 +261,11 @@ def cmd_checkpoints(args) -> int:
 # command's own --help).
 COMMANDS = {
     "env": ("environment report (versions, device, bf16, bitsandbytes)", "minimllm env"),
-    "demo": ("environment check, data preview, then the main job", "minimllm demo --quick"),
-    "train": ("the main job: train the MLLM, report its accuracy", "minimllm train --quick"),
-    "assistant": ("chapter 07: train and evaluate the assistant", "minimllm assistant --quick"),
+    "demo": ("environment check, data preview, then the main job (the assistant)",
+             "minimllm demo --quick"),
+    "train": ("chapter 05: train the captioner, report its accuracy", "minimllm train --quick"),
+    "assistant": ("the main job: train and evaluate chapter 07's assistant",
+                  "minimllm assistant --quick"),
     "chat": ("ask a trained assistant a question about an image",
              'minimllm chat --image my_scene.png "how many objects are there?"'),
     "export": ("a saved MLLM as a transformers folder (LLaVA, or custom code that "

@@ -12,7 +12,7 @@ __all__ = ["NUMBER_WORDS", "ARTICLES", "ANSWER_TOKENS", "check_strings", "check_
     "constant_pope", "pope", "show_answers"]
 
 
-# %% notebooks/07_instruction_tuning.ipynb cell 22
+# %% notebooks/07_instruction_tuning.ipynb cell 24
 import re
 from collections import Counter
 
@@ -155,7 +155,7 @@ def position_precision(scenes, captions) -> float:
     return right / placed if placed else 0.0
 
 
-# %% notebooks/07_instruction_tuning.ipynb cell 25
+# %% notebooks/07_instruction_tuning.ipynb cell 27
 POPE_TEMPLATE = "is there a {color} {shape} in the image?"  # training asks "is there a red circle?"
 POPE_SETTINGS = ("random", "popular", "adversarial")
 
@@ -204,7 +204,7 @@ def pope_questions(scene: dict, rng: np.random.Generator, setting: str,
             for pairs, answer in ((positives, "yes"), (negatives, "no")) for c, s in pairs]
 
 
-# %% notebooks/07_instruction_tuning.ipynb cell 28
+# %% notebooks/07_instruction_tuning.ipynb cell 30
 @torch.no_grad()
 def yes_probability(model: MLLM, processor: ChatProcessor, conversations, images,
                     prefixes=None, batch_size: int = 128) -> np.ndarray:
@@ -295,7 +295,7 @@ def pope(model: MLLM, processor: ChatProcessor, rows, setting: str, popular=None
             "always_yes_f1": constant_pope(labels)["always yes"]["f1"]}
 
 
-# %% notebooks/07_instruction_tuning.ipynb cell 30
+# %% notebooks/07_instruction_tuning.ipynb cell 32
 def show_answers(images, questions, answers, truths, ncols: int = 4, size: float = 2.4,
                  title: str | None = None):
     """Images with question, the model's answer and the truth below; wrong answers in red."""

@@ -51,6 +51,7 @@ from minimllm import projectors
 from minimllm.lm import LMConfig
 from minimllm.mllm import merge_image_features
 from minimllm.projectors import ProjectorConfig
+from minimllm.views import colour_grid, silhouette
 from minimllm.vision import to_pixel_values
 from minimllm.xattn import CrossAttentionMLLM, GatedCrossAttention
 
@@ -74,10 +75,13 @@ LLAVA_PROJECTORS = ("linear", "mlp")  # the projectors that LLaVA's own class ho
 class MiniMLLMConfig(LlavaConfig):
     """LLaVA's config (SigLIP vision config, Llama text config, `image_token_index`,
     `image_seq_length` = M, `vision_feature_layer`) plus `projector`, the `ProjectorConfig` of
-    the course's projector as a dict (kind, d_vision, d_lm, num_tokens, n_patches, options)."""
+    the course's projector as a dict (kind, d_vision, d_lm, num_tokens, n_patches, options), and
+    `colour_grid`: None for one view of each image, else the cells per side of the colour view
+    of a two-view model (`minimllm.views`; `image_seq_length` is then 2M)."""
 
     model_type = "minimllm"
     projector: dict | None = None
+    colour_grid: int | None = None
 
 
 class MiniMLLMForConditionalGeneration(LlavaForConditionalGeneration):
@@ -92,12 +96,25 @@ class MiniMLLMForConditionalGeneration(LlavaForConditionalGeneration):
         if not config.projector:
             raise ValueError("this config has no `projector`: export the model with minimllm")
         projector = ProjectorConfig(**config.projector).build()
+        views = 2 if config.colour_grid else 1
         m = projector.num_tokens(config.projector["n_patches"])
-        if m != config.image_seq_length:
-            raise ValueError(f"the {projector.kind} projector makes {m} image tokens but the "
-                             f"config says image_seq_length={config.image_seq_length}")
+        if views * m != config.image_seq_length:
+            raise ValueError(f"the {projector.kind} projector makes {m} image tokens per view, "
+                             f"{views} view(s), but the config says "
+                             f"image_seq_length={config.image_seq_length}")
         self.model.multi_modal_projector = projector  # (B, N, d_vision) -> (B, M, d_lm)
+        if config.colour_grid:  # the tower sees each image's two views, one after the other
+            self.model.vision_tower.register_forward_pre_hook(self.two_views, with_kwargs=True)
         self.post_init()
+
+    def two_views(self, tower, args, kwargs):
+        """Forward pre-hook of the vision tower: pixel_values (n, 3, S, S) -> (2n, 3, S, S),
+        each image's silhouette then its colour grid, so that its 2M image tokens come in the
+        order of `minimllm.views.TwoViewMLLM` (silhouette's M, then colour grid's M)."""
+        pixel_values, *rest = args
+        views = torch.stack([silhouette(pixel_values),
+                             colour_grid(pixel_values, self.config.colour_grid)], dim=1)
+        return (views.flatten(0, 1), *rest), kwargs
 
 
 class MiniMLLMCrossAttentionConfig(LlavaConfig):
@@ -444,9 +461,16 @@ def remote_code() -> dict[str, str]:
 # Conversion
 
 def needs_remote_code(model) -> bool:
-    """True unless the model is Method A with a projector that LLaVA holds (linear, MLP)."""
+    """True unless the model is Method A, one view of each image, with a projector that LLaVA
+    holds (linear, MLP)."""
     _check_model(model)
-    return isinstance(model, CrossAttentionMLLM) or model.projector.kind not in LLAVA_PROJECTORS
+    return (isinstance(model, CrossAttentionMLLM) or _colour_grid(model) is not None
+            or model.projector.kind not in LLAVA_PROJECTORS)
+
+
+def _colour_grid(model) -> int | None:
+    """The colour grid of a two-view model (`minimllm.views.TwoViewMLLM`), else None."""
+    return getattr(model.config, "colour_grid", None)
 
 
 def _check_model(model) -> None:
@@ -497,7 +521,8 @@ def _load(hf, state: dict, model) -> None:
 def to_transformers(model):
     """A course model in transformers, with the same logits up to float rounding. Method A:
     LLaVA for the linear and MLP projectors (`minimllm.mllm.to_transformers`), else
-    `MiniMLLMForConditionalGeneration` (LLaVA with the course's projector). Method B:
+    `MiniMLLMForConditionalGeneration` (LLaVA with the course's projector; for a two-view model,
+    with the views made in front of its vision tower). Method B:
     `MiniMLLMCrossAttentionForConditionalGeneration` (its own vision encoder, projector and
     cross-attention blocks; `minimllm.xattn.to_transformers` gives Mllama, whose vision tower is
     not ours)."""
@@ -506,9 +531,9 @@ def to_transformers(model):
     _check_model(model)
     if isinstance(model, CrossAttentionMLLM):
         return _cross_attention_to_transformers(model)
-    if model.projector.kind in LLAVA_PROJECTORS:
+    if not needs_remote_code(model):
         return llava(model)
-    config, vision_state = _towers(model, MiniMLLMConfig)
+    config, vision_state = _towers(model, MiniMLLMConfig, colour_grid=_colour_grid(model))
     config.auto_map = dict(AUTO_MAP)
     hf = MiniMLLMForConditionalGeneration(config)
     state = {f"model.vision_tower.{k}": v for k, v in vision_state.items()}

@@ -13,6 +13,9 @@
         --cache data/checkpoints/assistant_sweeps/views.json    # shape and colour in two views
     python scripts/assistant_sweep.py --table
 
+The runs cached before the two views became the default (`views.json` aside) show the image
+itself: repeat one with `--views one`.
+
 Each run is `minimllm.assistant.main_job` with `AssistantConfig` fields replaced by `--set
 FIELD=VALUE` (VALUE as JSON, else as a string), from the foundation LM and vision encoder in
 data/checkpoints (never your own artifacts: the sweep compares recipes on one foundation). Its
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from run_cache import load_runs, save_run
-from two_views import add_views_option, use_two_views
+from two_views import add_views_option, use_views
 
 from minimllm.assistant import AssistantConfig, main_job
 from minimllm.utils import checkpoints_dir
@@ -99,15 +102,13 @@ def rescore(model_dir: Path, name: str, changes: dict, cache: Path) -> None:
     """Evaluate a saved assistant again (the benchmarks grew since it was trained): its training
     record (settings, seed, seconds, losses) is kept, every benchmark is measured anew."""
     from minimllm.assistant import evaluate_assistant
-    from minimllm.chat import ChatProcessor
+    from minimllm.chat import load_mllm
     from minimllm.data import load_dataset
-    from minimllm.mllm import MLLM
     from minimllm.pretrained import load_metrics
 
     saved = load_metrics(model_dir)
     c = saved["settings"]
-    model = MLLM.from_pretrained(model_dir, device="cpu")
-    processor = ChatProcessor.from_pretrained(model_dir)
+    model, processor = load_mllm(model_dir, device="cpu")
     dataset = load_dataset(n_train=c["n_train"], n_test=c["n_eval"], n_compositional=c["n_eval"])
     scenes = [{"objects": r["objects"], "defects": r["defects"]} for r in dataset["train"]]
     results = evaluate_assistant(model, processor, dataset, scenes, c["format_prompt"],
@@ -150,7 +151,7 @@ def main() -> None:
         rescore(args.evaluate, args.name, parse_settings(args.set), args.cache)
         print(table(load_runs(args.cache)))
         return
-    changes = parse_settings(args.set)
+    changes = {**parse_settings(args.set), **use_views(args.views)}
     config = AssistantConfig(**{**asdict(AssistantConfig()), **changes})
     if args.colour_noise and args.text_task != "both":
         parser.error("--colour-noise and the text task's changes are measured one at a time")
@@ -162,7 +163,6 @@ def main() -> None:
         tower = random_tower() if args.tower == "random" else Path(args.tower)
         use_tower(tower)
         changes["vision tower"] = tower.name
-    changes.update(use_two_views(args.views))
     if args.colour_noise:
         from colour_noise import noisy_batches
 

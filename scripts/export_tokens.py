@@ -22,8 +22,8 @@ import torch
 def main(argv=None) -> dict:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from minimllm.chat import END_ID, ChatProcessor, chat, image_turn
-    from minimllm.cli import load_saved_mllm, trained_format_prompt
+    from minimllm.chat import END_ID, ChatProcessor, chat, image_turn, load_mllm
+    from minimllm.cli import trained_format_prompt
     from minimllm.data import build_dataset
     from minimllm.export import save_transformers
     from minimllm.tokenizer import EOS_ID
@@ -35,7 +35,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--n", type=int, default=200, help="held-out test questions")
     args = parser.parse_args(argv)
     path = args.model or checkpoints_dir() / "assistant"
-    model, tokenizer = load_saved_mllm(path)
+    model, processor = load_mllm(path, device="cpu")
+    tokenizer = processor.tokenizer
     suffix = trained_format_prompt(path)
     rows = build_dataset(n_train=0, n_validation=0, n_test=args.n, n_compositional=0,
                          image_size=model.config.vision.image_size)["test"]

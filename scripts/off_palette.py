@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from assistant_sweep import CACHE, example_answer, run_seeds
-from two_views import add_views_option, use_two_views
+from two_views import add_views_option, use_views
 
 import minimllm.assistant
 import minimllm.data as data
@@ -99,7 +99,8 @@ def main() -> None:
                              "instead of the reference")
     add_views_option(parser)
     args = parser.parse_args()
-    config = AssistantConfig()
+    views = use_views(args.views)
+    config = AssistantConfig(**views)
     config.mixture = {**config.mixture, "shapes": args.weight}
     minimllm.assistant.InstructionBatches = OffPaletteBatches  # main_job's batches
     recipe = {"mixture": config.mixture, "shapes": "off-palette colours"}
@@ -108,7 +109,7 @@ def main() -> None:
 
         use_tower(args.tower)
         recipe["vision tower"] = args.tower.name
-    recipe.update(use_two_views(args.views))
+    recipe.update(views)
     run_seeds(args, recipe, config, example_answer(config))
 
 

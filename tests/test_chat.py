@@ -3,13 +3,14 @@ normalisation, POPE sampling and metrics, AUROC) and minimllm.assistant (the mai
 command)."""
 
 
+import io
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from minimllm.chat import END_ID, ChatProcessor, chat, image_turn, vqa_messages
+from minimllm.chat import END_ID, ChatProcessor, chat, image_turn, load_mllm, vqa_messages
 from minimllm.data import COLORS, SHAPES, make_conversation, render_scene, sample_scene, text_corpus
 from minimllm.evaluate import (
     answer_prior,
@@ -219,7 +220,8 @@ def test_a_conversation_from_the_generator_tokenizes(processor):
     assert sum(label != -100 for label in labels) > 0
 
 
-def test_quick_main_job_saves_every_metric_it_prints_and_chat_answers(tmp_path, capsys):
+def test_quick_main_job_saves_every_metric_it_prints_and_chat_answers(tmp_path, capsys,
+                                                                      monkeypatch):
     from PIL import Image
 
     from minimllm.assistant import main_job, report_lines
@@ -228,17 +230,18 @@ def test_quick_main_job_saves_every_metric_it_prints_and_chat_answers(tmp_path, 
     metrics = main_job(out_dir=tmp_path / "assistant", quick=True)
     printed = capsys.readouterr().out
     saved = json.loads((tmp_path / "assistant" / "metrics.json").read_text())
-    lines = report_lines(saved)
+    lines = report_lines(saved, saved["settings"]["targets"])
     assert all(line in printed for line in lines), "every printed metric comes from metrics.json"
-    assert all("accuracy" in line for line in lines) and saved["passed"] == metrics["passed"]
+    assert len(lines) == 7 and all("; blind: " in line for line in lines)
+    assert saved["passed"] == metrics["passed"]
     assert set(saved["pope"]) == {"random", "popular", "adversarial"}
     assert (tmp_path / "assistant" / "answers.png").stat().st_size > 1000
     png = tmp_path / "scene.png"  # any size and mode: RGBA, 90 x 70
     render_scene(scenes(1)[0]).convert("RGBA").resize((90, 70)).save(png)
     assert main(["chat", "--model", str(tmp_path / "assistant"), "--image", str(png),
                  "what colour is the circle?", "--max-new-tokens", "4"]) == 0
-    model = MLLM.from_pretrained(tmp_path / "assistant", device="cpu")
-    processor = ChatProcessor.from_pretrained(tmp_path / "assistant")
+    model, processor = load_mllm(tmp_path / "assistant", device="cpu")
+    assert type(model).__name__ == "TwoViewMLLM" and processor.num_image_tokens == 18
     tuned = saved["settings"]["format_prompt"]  # chat appends the model's own format prompt
     want = chat(model, processor, [image_turn("what colour is the circle?" + tuned)],
                 [Image.open(png).convert("RGB")], max_new_tokens=4)[0]
@@ -252,6 +255,15 @@ def test_quick_main_job_saves_every_metric_it_prints_and_chat_answers(tmp_path, 
     with pytest.raises(SystemExit, match="cannot read the image"):
         main(["chat", "--model", str(tmp_path / "assistant"), "--image",
               str(tmp_path / "broken.png"), "hi"])
+    # no question: one per line from stdin, the model loaded once, an empty line ends
+    questions = ["what colour is the circle?", "how many objects are there?"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(questions) + "\n\nnot asked\n"))
+    assert main(["chat", "--model", str(tmp_path / "assistant"), "--image", str(png),
+                 "--max-new-tokens", "4"]) == 0
+    replies = chat(model, processor, [[image_turn(q + tuned)] for q in questions],
+                   [Image.open(png).convert("RGB")] * 2, max_new_tokens=4)
+    out = capsys.readouterr().out
+    assert all(f"> {reply}\n" in out for reply in replies) and "not asked" not in out
     Image.new("L", (5, 5)).save(tmp_path / "tiny.jpg")
     assert main(["chat", "--model", str(tmp_path / "assistant"), "--image",
                  str(tmp_path / "tiny.jpg"), "what colour is the circle?",
@@ -424,3 +436,29 @@ def test_length_buckets_give_the_padded_batch_loss_and_gradients(tokenizer, proc
     assert tasks == {True, False}, "batches with and without images were both checked"
     with pytest.raises(ValueError, match="buckets"):
         length_buckets(batch, 0)
+
+
+def test_report_lines_give_each_target_its_verdict_and_blind_baselines():
+    from minimllm.assistant import AssistantConfig, missed_targets, report_lines
+
+    by_type = {"overall": 0.91, "color": 0.95, "shape": 0.79}
+    pope = {s: {"accuracy": 0.9, "f1": 0.88, "yes_ratio": 0.7, "auroc": 0.95,
+                "always_yes_f1": 0.667} for s in ("random", "popular", "adversarial")}
+    results = {"vqa_test": by_type, "vqa_heldout": {"overall": 0.81},
+               "vqa_compositional": {"overall": 0.5},
+               "vqa_blind": {"answer prior": {"overall": 0.37, "color": 0.2, "shape": 0.26},
+                             "no image": {"overall": 0.3, "color": 0.1, "shape": 0.2}},
+               "prior_heldout": {"overall": 0.36}, "prior_compositional": {"overall": 0.33},
+               "caption": {"accuracy": 0.95, "position": 1.0, "position_precision": 0.9,
+                           "hallucinated": 0.05}, "caption_blind": {"accuracy": 0.0}, "pope": pope}
+    targets = json.loads(json.dumps(AssistantConfig().targets))  # as metrics.json holds them
+    lines = report_lines(results, targets)
+    assert len(lines) == len(targets) == 7
+    missed = [line for line in lines if "MISSED" in line]
+    assert [line.split(" (")[0] for line in missed] == [
+        "VQA accuracy of the weakest type", "VQA accuracy on unseen colour-shape pairs",
+        "POPE adversarial yes-ratio"]
+    assert len(missed_targets(results, targets)) == 3
+    assert "shape" in lines[1] and "answer prior 0.260, no image 0.200" in lines[1]
+    assert "(target 0.35-0.65: MISSED)" in lines[6] and "target 0.9: met" in lines[0]
+    assert all("target" not in line for line in report_lines(results))  # none set: no verdicts

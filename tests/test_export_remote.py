@@ -26,12 +26,13 @@ import pytest
 import torch
 
 from minimllm import cli, export
-from minimllm.chat import END_ID, ChatProcessor, chat, image_turn
+from minimllm.chat import END_ID, ChatProcessor, chat, image_turn, load_mllm
 from minimllm.data import render_scene, sample_scene, text_corpus
 from minimllm.lm import LanguageModel, LMConfig
 from minimllm.mllm import MLLM, MLLMConfig
 from minimllm.projectors import CAbstractor, DAbstractor, PerceiverResampler, QFormer
 from minimllm.tokenizer import EOS_ID, IMAGE_TOKEN_ID, train_tokenizer
+from minimllm.views import TwoViewConfig, TwoViewMLLM
 from minimllm.vision import ViTConfig, to_pixel_values
 from minimllm.xattn import CrossAttentionMLLM, GatedCrossAttention, XAttnConfig
 
@@ -40,8 +41,10 @@ ASSISTANT = ROOT / "data" / "checkpoints" / "assistant"
 FRESH_VENV = ROOT / "data" / "cache" / "export-venv"
 VIT = dict(image_size=32, patch_size=8, hidden_size=16, num_layers=2, num_heads=2,
            intermediate_size=32)
-# Method A: projector -> M; Method B: "cross_attention" (+ NVLM-H's thumbnails)
+# Method A: projector -> M; two views of each image (minimllm.views) with a projector -> M;
+# Method B: "cross_attention" (+ NVLM-H's thumbnails)
 KINDS = {"pixel_shuffle": 4, "resampler": 4, "qformer": 5, "c_abstractor": 4, "d_abstractor": 9}
+TWO_VIEWS = {"two_views_c_abstractor": ("c_abstractor", 4), "two_views_mlp": ("mlp", None)}
 METHOD_B = {"cross_attention": 0, "cross_attention_thumbnails": 4}
 QUESTION = "what colour is the circle?"
 NEW_TOKENS = 8
@@ -66,6 +69,11 @@ def tiny_model(tokenizer, name: str) -> MLLM:
     if name in KINDS:
         return MLLM(MLLMConfig(vision=ViTConfig(**VIT), lm=lm_config(tokenizer), projector=name,
                                num_image_tokens=KINDS[name], vision_feature_layer=-2)).eval()
+    if name in TWO_VIEWS:
+        projector, m = TWO_VIEWS[name]
+        return TwoViewMLLM(TwoViewConfig(vision=ViTConfig(**VIT), lm=lm_config(tokenizer),
+                                         projector=projector, num_image_tokens=m,
+                                         vision_feature_layer=-2)).eval()
     model = CrossAttentionMLLM(XAttnConfig(vision=ViTConfig(**VIT), num_image_tokens=4,
                                            cross_attention_layers=[0, 2],
                                            num_thumbnail_tokens=METHOD_B[name]),
@@ -88,7 +96,7 @@ def exported(tokenizer, tmp_path_factory):
     """{name: (model, its exported folder)} for every projector family and Method B; Method B
     through `minimllm export` (from a saved model), the others through `save_transformers`."""
     out = {}
-    for name in [*KINDS, *METHOD_B]:
+    for name in [*KINDS, *TWO_VIEWS, *METHOD_B]:
         model, root = tiny_model(tokenizer, name), tmp_path_factory.mktemp(name)
         if name == "cross_attention":
             model.save_pretrained(root / "model", tokenizer=tokenizer)
@@ -159,7 +167,7 @@ def check_answers_as_chat(model, tokenizer, folder, pairs, max_new_tokens: int) 
     return gap
 
 
-@pytest.mark.parametrize("name", [*sorted(KINDS), *METHOD_B])
+@pytest.mark.parametrize("name", [*sorted(KINDS), *TWO_VIEWS, *METHOD_B])
 def test_every_model_family_exports_with_custom_code_and_answers_as_chat(exported, tokenizer,
                                                                          name):
     model, folder = exported[name]
@@ -214,7 +222,8 @@ def assistant_questions() -> list[tuple]:
 
 def test_the_shipped_assistant_exports_and_answers_with_the_tokens_of_chat(exported_assistant,
                                                                             tmp_path, capsys):
-    model, tokenizer = cli.load_saved_mllm(ASSISTANT)
+    model, processor = load_mllm(ASSISTANT, device="cpu")
+    tokenizer = processor.tokenizer
     assert model.projector.kind == "c_abstractor" and model.num_image_tokens == 9
     _, processor = load(exported_assistant)
     assert processor.format_prompt == cli.trained_format_prompt(ASSISTANT) != ""
@@ -271,7 +280,8 @@ def check_elsewhere(python: list[str], exported, exported_assistant, tokenizer, 
         cases.append({"folder": str(folder), "image": str(tmp_path / "scene.png"),
                       "text": QUESTION})
         expected.append(expected_reply(model, tokenizer, image, QUESTION, NEW_TOKENS))
-    model, assistant_tokenizer = cli.load_saved_mllm(ASSISTANT)
+    model, assistant_processor = load_mllm(ASSISTANT, device="cpu")
+    assistant_tokenizer = assistant_processor.tokenizer
     cases.append({"folder": str(exported_assistant), "image": str(tmp_path / "scene.png"),
                   "text": assistant_text})
     expected.append(expected_reply(model, assistant_tokenizer, image, assistant_text, 96))
@@ -290,7 +300,7 @@ def check_elsewhere(python: list[str], exported, exported_assistant, tokenizer, 
         assert result["processor"] == "MiniMLLMProcessor", case
         assert result["new"] == tokens, case
         assert result["reply"].strip() == text, case
-    assert len(out["results"]) == len(cases) == len(KINDS) + len(METHOD_B) + 1
+    assert len(out["results"]) == len(cases) == len(KINDS) + len(TWO_VIEWS) + len(METHOD_B) + 1
     return out["minimllm_importable"]
 
 
