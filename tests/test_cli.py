@@ -63,3 +63,20 @@ def test_the_gpu_preset_refuses_a_cpu_and_quick_mode_means_the_same_from_env(mon
     cli.main(["train", "--preset", "gpu", "--seed", "3"])
     assert seeds == [3], "--seed reaches the GPU job"
     assert runs == [False, True]
+
+
+def test_the_demo_trains_the_assistant_and_prints_the_lines_of_its_metrics(monkeypatch, tmp_path,
+                                                                            capsys):
+    import json
+
+    from minimllm.assistant import report_lines
+
+    monkeypatch.setenv("MINIMLLM_HOME", str(tmp_path))
+    code = cli.main(["demo", "--quick"])
+    saved = json.loads((tmp_path / "data" / "artifacts" / "assistant-quick" / "metrics.json")
+                       .read_text())
+    printed = capsys.readouterr().out
+    assert "Shapes World:" in printed and "preview saved to" in printed
+    lines = report_lines(saved, saved["settings"]["targets"])
+    assert len(lines) == 7 and all(line in printed.splitlines() for line in lines)
+    assert code == (0 if saved["passed"] else 1)
