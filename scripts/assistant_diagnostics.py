@@ -12,10 +12,9 @@ import argparse
 import json
 from collections import Counter
 
-from minimllm.chat import ChatProcessor
+from minimllm.chat import load_mllm
 from minimllm.data import load_dataset
 from minimllm.evaluate import evaluate_vqa
-from minimllm.mllm import MLLM
 from minimllm.pretrained import find_pretrained, load_metrics
 
 
@@ -26,7 +25,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400, help="scenes per split")
     args = parser.parse_args()
     path = args.model or find_pretrained("assistant")
-    model, processor = MLLM.from_pretrained(path, device="cpu"), ChatProcessor.from_pretrained(path)
+    model, processor = load_mllm(path, device="cpu")
     settings = load_metrics(path)["settings"]
     dataset = load_dataset(n_train=settings["n_train"], n_test=settings["n_eval"],
                            n_compositional=settings["n_eval"])

@@ -154,11 +154,9 @@ def main():
     args = parser.parse_args()
 
     if args.model:
-        from minimllm.chat import ChatProcessor
-        from minimllm.mllm import MLLM
+        from minimllm.chat import load_mllm
 
-        model = MLLM.from_pretrained(args.model, device="cpu").eval()
-        processor = ChatProcessor.from_pretrained(args.model)
+        model, processor = load_mllm(args.model, device="cpu")
         vision, layer, projector = model.vision, model.config.vision_feature_layer, model.projector
     else:
         from minimllm.mllm import load_towers

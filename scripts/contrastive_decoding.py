@@ -115,7 +115,7 @@ def probe(model, processor, blank, alphas, beta: float, n: int, seeds) -> None:
 
 def main() -> None:
     from minimllm.assistant import evaluate_assistant
-    from minimllm.chat import ChatProcessor
+    from minimllm.chat import load_mllm
     from minimllm.data import BACKGROUND_RGB, load_dataset
     from minimllm.pretrained import load_metrics
     from minimllm.vision import to_pixel_values
@@ -140,8 +140,7 @@ def main() -> None:
         return
     saved = load_metrics(args.model)
     c = saved["settings"]
-    model = MLLM.from_pretrained(args.model, device="cpu")
-    processor = ChatProcessor.from_pretrained(args.model)
+    model, processor = load_mllm(args.model, device="cpu")
     size = model.vision.config.image_size
     blank = to_pixel_values([Image.new("RGB", (size, size), BACKGROUND_RGB)])[0]
     if args.probe:

@@ -13,9 +13,8 @@ import argparse
 import numpy as np
 from off_palette import SHAPE_REQUESTS, off_palette_colour, render_off_palette
 
-from minimllm.chat import ChatProcessor, chat, image_turn
+from minimllm.chat import chat, image_turn, load_mllm
 from minimllm.data import HELDOUT_PAIRS, render_scene, sample_scene
-from minimllm.mllm import MLLM
 
 
 def shape_named(model, processor, scenes, images, request: str) -> tuple[float, str]:
@@ -31,8 +30,7 @@ def main() -> None:
     parser.add_argument("model", help="a saved assistant's folder")
     parser.add_argument("--n", type=int, default=150)
     args = parser.parse_args()
-    model = MLLM.from_pretrained(args.model, device="cpu").eval()
-    processor = ChatProcessor.from_pretrained(args.model)
+    model, processor = load_mllm(args.model, device="cpu")
     rng = np.random.default_rng(123)
     for kind in ("seen", "held-out", "off-palette"):
         kw = ({"require_pairs": HELDOUT_PAIRS} if kind == "held-out"

@@ -50,6 +50,7 @@ from off_palette import off_palette_colour, render_off_palette
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from minimllm.chat import load_mllm
 from minimllm.contrastive import load_vision_encoder
 from minimllm.data import COLORS, HELDOUT_PAIRS, SHAPES, render_scene, sample_scene
 from minimllm.mllm import MLLM
@@ -150,7 +151,7 @@ def main() -> None:
     tests = {"seen": one_object_images(args.n_test, 1, heldout=False),
              "held-out": one_object_images(args.n_test, 2, heldout=True)}
 
-    assistant = MLLM.from_pretrained(find_pretrained("assistant")).eval()
+    assistant = load_mllm(find_pretrained("assistant"))[0].eval()
     layer = assistant.config.vision_feature_layer
     seed_everything(0)
     features = {"pixels (8 x 8 patches)": pixel_features,
@@ -162,7 +163,7 @@ def main() -> None:
     for folder in args.towers:
         features[f"tower {folder.name}"] = tower_features(load_vision_encoder(folder), layer)
     for folder in args.assistants:
-        other = MLLM.from_pretrained(folder).eval()
+        other = load_mllm(folder)[0].eval()
         features[f"{folder.name}'s tower"] = tower_features(other.vision, layer)
         features[f"{folder.name}'s image tokens"] = projector_features(other)
 
