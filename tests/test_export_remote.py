@@ -204,8 +204,8 @@ def test_every_model_family_exports_with_custom_code_and_answers_as_chat(exporte
 
 @pytest.fixture(scope="module")
 def exported_assistant(tmp_path_factory):
-    """The shipped reference assistant (C-Abstractor, 9 image tokens, 64-pixel images), exported
-    with `minimllm export`."""
+    """The shipped reference assistant (two views, C-Abstractor, 2 x 9 image tokens, 64-pixel
+    images), exported with `minimllm export`."""
     out = tmp_path_factory.mktemp("assistant") / "hf"
     assert cli.main(["export", str(ASSISTANT), str(out)]) == 0
     return out
@@ -224,7 +224,8 @@ def test_the_shipped_assistant_exports_and_answers_with_the_tokens_of_chat(expor
                                                                             tmp_path, capsys):
     model, processor = load_mllm(ASSISTANT, device="cpu")
     tokenizer = processor.tokenizer
-    assert model.projector.kind == "c_abstractor" and model.num_image_tokens == 9
+    assert type(model).__name__ == "TwoViewMLLM" and model.projector.kind == "c_abstractor"
+    assert model.tokens_per_image == 18  # two views of M = 9
     _, processor = load(exported_assistant)
     assert processor.format_prompt == cli.trained_format_prompt(ASSISTANT) != ""
     pairs = assistant_questions()
