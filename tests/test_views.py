@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from two_views import SummedViewsMLLM  # noqa: E402
 
+from minimllm.assistant import chat_loss  # noqa: E402
 from minimllm.chat import ChatProcessor, chat, image_turn, load_mllm  # noqa: E402
 from minimllm.data import (  # noqa: E402
     BACKGROUND_RGB,
@@ -27,6 +28,7 @@ from minimllm.data import (  # noqa: E402
 from minimllm.lm import LMConfig  # noqa: E402
 from minimllm.mllm import MLLM, MLLMConfig, configure_stage  # noqa: E402
 from minimllm.tokenizer import train_tokenizer  # noqa: E402
+from minimllm.train import TrainConfig, train  # noqa: E402
 from minimllm.views import TwoViewConfig, TwoViewMLLM, colour_grid, silhouette  # noqa: E402
 from minimllm.vision import ViTConfig, to_pixel_values  # noqa: E402
 
@@ -145,14 +147,9 @@ def test_each_view_reaches_the_answer_after_overfitting_one_batch(tokenizer):
     conversations = [[image_turn(q), {"role": "assistant", "content": a}] for q, a in asked]
     shown = [p for p in pictures for _ in range(2)]
     batch = processor(conversations, shown)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    model.train()
-    for _ in range(250):
-        loss = model(batch["input_ids"], batch["pixel_values"], labels=batch["labels"]).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.05
+    history = train(model, chat_loss, lambda step: batch,  # the package's loop, one batch
+                    TrainConfig(steps=300, lr=3e-3, weight_decay=0.0, device="cpu", log_every=0))
+    assert history.losses[-1] < 0.05
     replies = chat(model, processor, [[image_turn(q)] for q, _ in asked], shown)
     assert replies == [a for _, a in asked]
 
