@@ -462,3 +462,40 @@ def test_report_lines_give_each_target_its_verdict_and_blind_baselines():
     assert "shape" in lines[1] and "answer prior 0.260, no image 0.200" in lines[1]
     assert "(target 0.35-0.65: MISSED)" in lines[6] and "target 0.9: met" in lines[0]
     assert all("target" not in line for line in report_lines(results))  # none set: no verdicts
+
+
+def test_pope_scores_the_generated_answer_checked_by_hand(monkeypatch):
+    """Four adversarial POPE items (two one-object scenes), replies written by hand: POPE's
+    verdict is the reply's final answer, never P(yes)."""
+    import minimllm.evaluate as evaluate
+
+    rows = []
+    for seed in (4, 5):
+        scene = sample_scene(seed, n_objects=1, image_size=32)
+        rows.append({"objects": scene["objects"], "defects": [], "image": render_scene(scene)})
+    replies = {  # question -> the assistant's reply (the truth in the comment)
+        "is there a white diamond in the image?": "a white diamond; ..., so yes",       # yes
+        "is there a white triangle in the image?": "a white diamond; ..., so no",       # no
+        "is there a purple triangle in the image?": "a purple triangle; ..., so no",    # yes
+        "is there a purple cross in the image?": "a purple triangle; ..., so no"}       # no
+    asked = []
+
+    def scripted_chat(model, processor, conversations, images, max_new_tokens):
+        asked.extend(c[0]["content"] for c in conversations)
+        return [replies[c[0]["content"].removeprefix("<image> ").removesuffix(" look.")]
+                for c in conversations]
+
+    monkeypatch.setattr(evaluate, "chat", scripted_chat)
+    # P(yes) says the opposite of every reply: it must not change the verdicts
+    monkeypatch.setattr(evaluate, "yes_probability",
+                        lambda model, processor, conversations, images, prefixes: [
+                            0.1 if r.endswith("yes") else 0.9 for r in scripted_chat(
+                                None, None, conversations, images, 0)])
+    m = evaluate.pope(None, None, rows, "adversarial", seed=0, format_prompt=" look.")
+    assert sorted(asked[:4]) == sorted(f"<image> {q} look." for q in replies)  # format prompt
+    # tp 1 (white diamond), tn 2 (white triangle, purple cross), fn 1 (purple triangle); read
+    # from P(yes) > 0.5 instead, accuracy would be 0.25
+    assert m["n"] == 4 and m["accuracy"] == 0.75 and m["precision"] == 1.0 and m["recall"] == 0.5
+    assert m["f1"] == pytest.approx(2 / 3) and m["yes_ratio"] == 0.25
+    assert m["always_yes_f1"] == pytest.approx(2 / 3)
+    assert m["auroc"] == pytest.approx(0.25)  # P(yes): yes items 0.1, 0.9; no items 0.9, 0.9
