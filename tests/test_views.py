@@ -178,3 +178,12 @@ def test_a_colour_grid_outside_its_domain_is_refused_by_name(grid):
 def test_a_one_view_config_is_refused_by_name():
     with pytest.raises(TypeError, match="config must be a TwoViewConfig"):
         TwoViewMLLM(MLLMConfig(vision=ViTConfig(**VIT)))
+
+
+def test_the_assistant_shows_two_views_by_default_and_refuses_unknown_views():
+    from minimllm.assistant import VIEWS, AssistantConfig
+
+    assert VIEWS[AssistantConfig().views] == (TwoViewMLLM, TwoViewConfig)
+    assert VIEWS[AssistantConfig(views="one").views] == (MLLM, MLLMConfig)
+    with pytest.raises(ValueError, match="views='three'"):
+        AssistantConfig(views="three")
