@@ -230,17 +230,15 @@ class Python:
     def __init__(self, home: Path):
         import numpy as np
 
-        from minimllm.chat import ChatProcessor, chat, image_turn
+        from minimllm.chat import chat, image_turn, load_mllm
         from minimllm.data import load_dataset, make_questions
         from minimllm.evaluate import ANSWER_TOKENS
-        from minimllm.mllm import MLLM
         from minimllm.utils import get_device
 
         model_dir = home / "data" / "artifacts" / "assistant-quick"
         self.format_prompt = json.loads((model_dir / "metrics.json").read_text())[
             "settings"]["format_prompt"]
-        self.model = MLLM.from_pretrained(model_dir, device=get_device())
-        self.processor = ChatProcessor.from_pretrained(model_dir)
+        self.model, self.processor = load_mllm(model_dir, device=get_device())
         scene = load_dataset(**QUICK_SIZES)["test"][0]
         self.image = scene["image"].convert("RGB")
         self._chat, self._turn, self._tokens = chat, image_turn, ANSWER_TOKENS
