@@ -6,7 +6,7 @@ Tuning"): chapter 01's chat template turns messages into tokens, each `<image>` 
 tokens, and the labels keep only the assistant's tokens."""
 
 __all__ = ["END_ID", "FORMAT_PROMPT", "check_text", "image_turn", "vqa_messages", "check_messages",
-    "ChatProcessor", "batches_of_equal_length", "chat", "load_mllm"]
+    "ChatProcessor", "batches_of_equal_length", "chat", "mllm_class", "load_mllm"]
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 8
@@ -166,12 +166,11 @@ def chat(model: MLLM, processor: ChatProcessor, conversations, images=None,
 
 
 # %% notebooks/07_instruction_tuning.ipynb cell 16
-def load_mllm(path, device=None) -> tuple[MLLM, ChatProcessor]:
-    """(model, processor) of an MLLM folder saved with `save_pretrained`, whichever kind:
-    Method A (`MLLM`), its two-view form (`views.TwoViewMLLM`, whose config has `colour_grid`) or
-    Method B (`xattn.CrossAttentionMLLM`, whose config names its cross-attention layers). The
-    processor is `ChatProcessor.for_model`. A missing, corrupt or foreign folder is a
-    FileNotFoundError / ValueError that names it."""
+def mllm_class(path) -> type:
+    """The class of the MLLM saved in the folder `path`, read from its config.json: Method A
+    (`MLLM`), its two-view form (`views.TwoViewMLLM`, whose config has `colour_grid`) or Method B
+    (`xattn.CrossAttentionMLLM`, whose config names its cross-attention layers). A missing or
+    corrupt config is a FileNotFoundError / ValueError that names it."""
     from minimllm.views import TwoViewMLLM
     from minimllm.xattn import CrossAttentionMLLM
 
@@ -186,10 +185,16 @@ def load_mllm(path, device=None) -> tuple[MLLM, ChatProcessor]:
     if not isinstance(settings, dict):
         raise ValueError(f"{config} holds a {type(settings).__name__}, not a model's settings: "
                          "save the model again")
-    kind = (CrossAttentionMLLM if "cross_attention_layers" in settings
+    return (CrossAttentionMLLM if "cross_attention_layers" in settings
             else TwoViewMLLM if "colour_grid" in settings else MLLM)
+
+
+def load_mllm(path, device=None) -> tuple[MLLM, ChatProcessor]:
+    """(model, processor) of an MLLM folder saved with `save_pretrained` with its tokenizer,
+    whichever kind (`mllm_class`); the processor is `ChatProcessor.for_model`. A missing, corrupt
+    or foreign folder is a FileNotFoundError / ValueError that names it."""
     try:
-        model = kind.from_pretrained(path, device=device)
+        model = mllm_class(path).from_pretrained(path, device=device)
     except RuntimeError as error:  # a corrupt weights file: the message names it
         raise ValueError(str(error)) from None
     return model, ChatProcessor.for_model(model, load_tokenizer(path))

@@ -67,7 +67,7 @@ def cmd_train(args) -> int:
     from minimllm.captioning import main_job
 
     if getattr(args, "preset", "cpu") == "gpu":
-        from minimllm.quant import gpu_job
+        from minimllm.finetune import gpu_job
         from minimllm.utils import get_device
 
         if get_device().type != "cuda" and not (args.quick or args.force):

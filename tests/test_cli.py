@@ -45,11 +45,11 @@ def test_help_lists_every_command_with_an_example(capsys):
 
 
 def test_the_gpu_preset_refuses_a_cpu_and_quick_mode_means_the_same_from_env(monkeypatch):
-    import minimllm.quant
+    import minimllm.finetune
     import minimllm.utils
 
     runs = []
-    monkeypatch.setattr(minimllm.quant, "gpu_job", lambda quick, seed: runs.append(quick))
+    monkeypatch.setattr(minimllm.finetune, "gpu_job", lambda quick, seed: runs.append(quick))
     monkeypatch.setattr(minimllm.utils, "get_device", lambda: minimllm.utils.torch.device("cpu"))
     monkeypatch.setenv("MINIMLLM_QUICK", "0")
     with pytest.raises(SystemExit, match="no CUDA GPU here.*--quick.*--force"):
@@ -59,7 +59,7 @@ def test_the_gpu_preset_refuses_a_cpu_and_quick_mode_means_the_same_from_env(mon
     monkeypatch.setenv("MINIMLLM_QUICK", "1")  # the variable is the flag
     assert cli.main(["train", "--preset", "gpu"]) == 0
     seeds = []
-    monkeypatch.setattr(minimllm.quant, "gpu_job", lambda quick, seed: seeds.append(seed))
+    monkeypatch.setattr(minimllm.finetune, "gpu_job", lambda quick, seed: seeds.append(seed))
     cli.main(["train", "--preset", "gpu", "--seed", "3"])
     assert seeds == [3], "--seed reaches the GPU job"
     assert runs == [False, True]

@@ -7,24 +7,23 @@ import torch
 from torch import nn
 
 from minimllm.lm import LanguageModel, LMConfig, lm_loss
-from minimllm.quant import (
+from minimllm.lora import (
     LoRALinear,
+    add_lora,
+    load_adapters,
+    merge_lora,
+    prepare_stage2,
+    save_adapters,
+)
+from minimllm.memory import checkpoint_layers, estimate_memory, measure_memory, memory_report
+from minimllm.quant import (
     absmax_dequantize,
     absmax_quantize,
-    add_lora,
     blockwise_quantize,
-    checkpoint_layers,
     double_quantize,
-    estimate_memory,
     int_codebook,
-    load_adapters,
-    measure_memory,
-    memory_report,
-    merge_lora,
     nf4_codebook,
-    prepare_stage2,
     quantize,
-    save_adapters,
 )
 
 bnb = pytest.importorskip("bitsandbytes")
@@ -213,7 +212,7 @@ def test_quantized_adapters_save_and_reload(tmp_path):
 
 
 def test_gpu_preset_runs_in_quick_mode(tmp_path):
-    from minimllm.quant import gpu_job
+    from minimllm.finetune import gpu_job
 
     metrics = gpu_job(out_dir=tmp_path, quick=True)
     assert (tmp_path / "adapters" / "adapters.safetensors").exists()
