@@ -2,6 +2,8 @@
 metrics by hand, the kNN detector on a seeded run, the defect questions re-derived from the
 pixels, and the capstone's training run in quick settings."""
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -11,11 +13,8 @@ from sklearn.metrics import roc_auc_score
 
 from minimllm.anomaly import (
     AnomalyExpert,
-    DefectBatches,
     PatchKNN,
     add_expert,
-    anomaly_run,
-    build_anomaly_model,
     calibrated_expert,
     defect_mask,
     detection_metrics,
@@ -24,6 +23,7 @@ from minimllm.anomaly import (
     patch_features,
     pixel_auroc,
 )
+from minimllm.capstone import DefectBatches, RunSettings, anomaly_run, configure_row, row_model
 from minimllm.chat import ChatProcessor
 from minimllm.data import BACKGROUND_RGB, grid_position, make_questions, render_scene
 from minimllm.data import sample_scene as _sample_scene
@@ -189,7 +189,7 @@ def small_split(n, seed):
 
 def test_defect_batches_teach_the_defect_answers(towers):
     scenes, pixel_values, _ = small_split(12, 0)
-    model = build_anomaly_model("c_abstractor", 4, towers[0], towers[1])
+    model = row_model("c_abstractor", 4, towers[0], towers[1])
     processor = ChatProcessor.for_model(model, towers[2])
     batch = DefectBatches(processor, scenes, pixel_values, {"defect": 1.0}, batch_size=6)(3)
     kinds = {"scratch", "missing chunk", "stain"}
@@ -213,7 +213,8 @@ def test_quick_run_of_every_row_is_fast_and_well_formed(towers, one_thread):
     start = time.perf_counter()
     for row in ("linear", "B"):
         run = anomaly_run(row, 4, towers, {"scenes": scenes, "pixel_values": pixel_values},
-                          rows[:8], steps=2, stage1_steps=1, batch_size=4, feature_layer=-5)
+                          rows[:8], RunSettings(steps=2, stage1_steps=1, batch_size=4,
+                                                feature_layer=-5))
         n_bad = sum(bool(r["defects"]) for r in rows[:8])
         assert run["M"] == (64 if row == "linear" else 4)
         assert run["sequence_tokens"] == (64 if row == "linear" else 1)
@@ -223,7 +224,33 @@ def test_quick_run_of_every_row_is_fast_and_well_formed(towers, one_thread):
         assert all(0.0 <= run[k] <= 1.0 for k in ("position", "object", "kind"))
     assert time.perf_counter() - start < 15
     with pytest.raises(ValueError, match="unknown row"):
-        build_anomaly_model("qformer_x", 4, towers[0], towers[1])
+        row_model("qformer_x", 4, towers[0], towers[1])
+
+
+def test_assistant_row_starts_from_chapter_07s_saved_assistant(towers, one_thread):
+    from minimllm.chat import load_mllm
+    from minimllm.pretrained import find_pretrained
+    from minimllm.runs import weights_fingerprint
+
+    saved, _ = load_mllm(find_pretrained("assistant"))
+    model = row_model("assistant", 4, towers[0], towers[1], feature_layer=-5)
+    assert type(model) is type(saved) and weights_fingerprint(model) == weights_fingerprint(saved)
+    assert model.config.vision_feature_layer == saved.config.vision_feature_layer  # its own
+    scenes, pixel_values, rows = small_split(8, 3)
+    run = anomaly_run("assistant", 4, towers, {"scenes": scenes, "pixel_values": pixel_values},
+                      rows[:4], RunSettings(steps=1, stage1_steps=1, batch_size=2))
+    assert (run["M"], run["sequence_tokens"]) == (saved.num_image_tokens, saved.tokens_per_image)
+    assert run["feature_layer"] == saved.config.vision_feature_layer
+    assert len(run["p_yes"]) == 4
+
+
+def test_the_detectors_import_nothing_of_instruction_tuning():
+    """Issue: a reader who wants PatchKNN or NF4 should not load the assistant's job."""
+    code = ("import sys, minimllm.anomaly, minimllm.quant; "
+            "print(sorted(m for m in ('minimllm.assistant', 'minimllm.captioning', "
+            "'minimllm.capstone') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_expert_tokens_say_where_the_anomalous_patch_is():
@@ -247,16 +274,14 @@ def test_expert_tokens_say_where_the_anomalous_patch_is():
 
 def test_expert_tokens_follow_the_image_tokens_and_train_with_the_projector(towers):
     scenes, pixel_values, _ = small_split(6, 2)
-    model = build_anomaly_model("c_abstractor", 4, towers[0], towers[1], feature_layer=-5)
+    model = row_model("c_abstractor", 4, towers[0], towers[1], feature_layer=-5)
     normal = patch_features(model.vision, pixel_values, -5)
     model = add_expert(model, calibrated_expert(PatchKNN(normal), normal, model.lm.config.dim))
     assert model.num_image_tokens == 4 + 10
     processor = ChatProcessor.for_model(model, towers[2])
     assert processor.num_image_tokens == 14
     batch = DefectBatches(processor, scenes, pixel_values, {"defect": 1.0}, batch_size=4)(0)
-    from minimllm.anomaly import configure_anomaly_stage
-
-    configure_anomaly_stage(model, 1)
+    configure_row(model, 1)
     model(batch["input_ids"], batch["pixel_values"], labels=batch["labels"]).loss.backward()
     expert = model.projector.expert
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in expert.mlp.parameters())

@@ -13,12 +13,12 @@ from minimllm.anomaly import (
     aggregate_neighbourhood,
     best_threshold,
     defect_mask,
-    defect_messages,
     defect_pairs,
     detection_metrics,
     object_mask,
     upsample_map,
 )
+from minimllm.capstone import defect_messages
 from minimllm.data import sample_scene
 
 scenes = st.builds(lambda seed: sample_scene(np.random.default_rng(seed), defect_prob=1.0), seeds)
