@@ -1,7 +1,8 @@
 """Is the seed-0 assistant's miss on unseen colour-shape pairs a misread shape, or the object
 named by its colour pointing at the wrong thing? Its shape questions on test_compositional, split
 by how the question names the object (by position, by colour, by size and colour), each asked
-again with the object named by its position. Prints accuracies and caches them in
+again with the object named by its position. Then the colour view blanked, on those and on
+seen pairs (test). Prints accuracies and caches them in
 data/checkpoints/assistant_sweeps/referents.json.
 
     .venv/bin/python scripts/referent_probe.py
@@ -11,18 +12,21 @@ import re
 import time
 from collections import Counter
 
+import torch
+
 from minimllm.assistant import AssistantConfig
 from minimllm.chat import load_mllm
 from minimllm.data import COLORS, POSITIONS, load_dataset
 from minimllm.evaluate import evaluate_vqa, final_answer, normalize_answer
 from minimllm.pretrained import find_pretrained
 from minimllm.utils import data_dir
+from minimllm.views import background_pixel, silhouette
 
 start = time.perf_counter()
 c = AssistantConfig()
 model, processor = load_mllm(find_pretrained("assistant"))
-comp = load_dataset(n_train=c.n_train, n_test=c.n_eval, n_compositional=c.n_eval)[
-    "test_compositional"]
+dataset = load_dataset(n_train=c.n_train, n_test=c.n_eval, n_compositional=c.n_eval)
+comp = dataset["test_compositional"]
 rows = [r for r in comp if r["qtype"] == "shape"]
 
 
@@ -55,6 +59,37 @@ ok2 = [normalize_answer(final_answer(a)) == normalize_answer(r["answer"])
 out["asked_by_position"] = {"n": len(by_position), "accuracy": sum(ok2) / len(by_position)}
 out["wrong_answers"] = Counter((r["answer"], final_answer(a)) for a, r, ok
                                in zip(answers, rows, right) if not ok).most_common(8)
+
+
+def asked_by_position(split_rows) -> list[dict]:
+    """Shape questions about the rows' objects, each named by its cell (when alone there)."""
+    out_rows = []
+    for r in split_rows:
+        objs = [o for o in r["objects"] if o["shape"] == r["answer"]]
+        if len(objs) == 1 and sum(o["position"] == objs[0]["position"]
+                                  for o in r["objects"]) == 1:
+            out_rows.append({**r, "question": "what kind of shape is the object in the "
+                                              f"{objs[0]['position']}?"})
+    return out_rows
+
+
+def shape_accuracy(split_rows) -> float:
+    _, said = evaluate_vqa(model, processor, split_rows, c.format_prompt)
+    return sum(normalize_answer(final_answer(a)) == normalize_answer(r["answer"])
+               for a, r in zip(said, split_rows)) / len(split_rows)
+
+
+# the colour view blanked (the background everywhere): does the LM read the shape from the
+# silhouette alone? On unseen pairs, and on seen pairs (test) as the control.
+test_rows = asked_by_position([r for r in dataset["test"] if r["qtype"] == "shape"])
+with_colour = {"test": shape_accuracy(test_rows),
+               "compositional": out["asked_by_position"]["accuracy"]}
+views = model.views
+model.views = lambda pv: torch.cat([silhouette(pv), background_pixel(pv).expand_as(pv)])
+blank = {"test": shape_accuracy(test_rows), "compositional": shape_accuracy(by_position)}
+model.views = views
+out["colour_view_blanked"] = {"n_test": len(test_rows), "with_colour_grid": with_colour,
+                              "colour_grid_blank": blank}
 out["seconds"] = round(time.perf_counter() - start, 1)
 print(json.dumps(out, indent=1))
 path = data_dir() / "checkpoints" / "assistant_sweeps" / "referents.json"
