@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from two_views import SummedViewsMLLM  # noqa: E402
+from two_views import ColourDropoutMLLM, SummedViewsMLLM  # noqa: E402
 
 from minimllm.assistant import chat_loss  # noqa: E402
 from minimllm.chat import ChatProcessor, chat, image_turn, load_mllm  # noqa: E402
@@ -29,7 +29,13 @@ from minimllm.lm import LMConfig  # noqa: E402
 from minimllm.mllm import MLLM, MLLMConfig, configure_stage  # noqa: E402
 from minimllm.tokenizer import train_tokenizer  # noqa: E402
 from minimllm.train import TrainConfig, train  # noqa: E402
-from minimllm.views import TwoViewConfig, TwoViewMLLM, colour_grid, silhouette  # noqa: E402
+from minimllm.views import (  # noqa: E402
+    TwoViewConfig,
+    TwoViewMLLM,
+    background_pixel,
+    colour_grid,
+    silhouette,
+)
 from minimllm.vision import ViTConfig, to_pixel_values  # noqa: E402
 
 VIT = dict(image_size=32, patch_size=8, hidden_size=16, num_layers=1, num_heads=2,
@@ -112,6 +118,20 @@ def test_two_views_concatenate_and_summed_views_add_the_same_tokens():
     torch.testing.assert_close(added, concatenated[:, :m] + concatenated[:, m:])
     with pytest.raises(ValueError, match="pixel_values"):
         two.image_features(vision_features=torch.zeros(2, 16, 16))
+
+
+def test_colour_dropout_blanks_some_training_colour_grids_and_none_at_evaluation():
+    lm = LMConfig(vocab_size=300, dim=32, n_layers=1, n_heads=4, n_kv_heads=2, ffn_dim=64)
+    model = ColourDropoutMLLM(TwoViewConfig(vision=ViTConfig(**VIT), lm=lm))
+    x = torch.rand(64, 3, 32, 32) * 2 - 1
+    both = TwoViewMLLM.views(model, x)
+    torch.manual_seed(0)
+    seen = model.train().views(x)
+    assert torch.equal(seen[:64], both[:64])                       # silhouettes untouched
+    blank = (seen[64:] == background_pixel(x)).flatten(1).all(1)   # colour grids blanked
+    kept = (seen[64:] == both[64:]).flatten(1).all(1)
+    assert bool((blank | kept).all()) and 5 <= int(blank.sum()) <= 35  # about 30% of 64
+    assert torch.equal(model.eval().views(x), both)
 
 
 @pytest.fixture(scope="module")
