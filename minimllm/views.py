@@ -13,7 +13,10 @@ people. `TwoViewMLLM` shows the LM each image twice, through the same tower and 
 - the colour grid: each cell of a 3 x 3 grid painted the mean colour of its object pixels
   (colour and position; no shape).
 
-The image's 2M tokens are the silhouette's M, then the colour grid's M. Both views are computed
+The image's 2M tokens are the silhouette's M, then the colour grid's M. `colour_dropout` shows
+a share of the training images with a blank colour grid, so that shape must be read from the
+silhouette (the two views' counterpart of dropout against co-adaptation: Srivastava et al.
+2014); chapter 07 measures it as an ablation. Both views are computed
 from the pixels by hand, which Shapes World's plain background allows; on photographs a learned
 segmentation would have to make them (the Slot Attention line of work: Locatello et al. 2020)."""
 
@@ -61,9 +64,11 @@ def colour_grid(pixel_values: torch.Tensor, grid: int = 3) -> torch.Tensor:
 
 @dataclass
 class TwoViewConfig(MLLMConfig):
-    """`MLLMConfig` plus `colour_grid`, the cells per side of the colour view."""
+    """`MLLMConfig` plus `colour_grid`, the cells per side of the colour view, and
+    `colour_dropout`, the share of training images whose colour grid is blanked."""
 
     colour_grid: int = 3
+    colour_dropout: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -71,6 +76,10 @@ class TwoViewConfig(MLLMConfig):
                 1 <= self.colour_grid <= self.vision.image_size):
             raise ValueError(f"colour_grid={self.colour_grid!r}: give the cells per side, an "
                              f"integer from 1 to the image size ({self.vision.image_size})")
+        if isinstance(self.colour_dropout, bool) or not isinstance(
+                self.colour_dropout, (int, float)) or not 0 <= self.colour_dropout < 1:
+            raise ValueError(f"colour_dropout={self.colour_dropout!r}: give the share of "
+                             "training images shown without colour, a number in [0, 1)")
 
     def num_image_tokens_out(self) -> int:
         """2M: the projector's M tokens for each of the two views."""
@@ -89,9 +98,13 @@ class TwoViewMLLM(MLLM):
         self.num_image_tokens = 2 * self.num_image_tokens  # tokens_per_image: both views
 
     def views(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(n, 3, S, S) -> (2n, 3, S, S): the n silhouettes, then the n colour grids."""
-        return torch.cat([silhouette(pixel_values),
-                          colour_grid(pixel_values, self.config.colour_grid)])
+        """(n, 3, S, S) -> (2n, 3, S, S): the n silhouettes, then the n colour grids; in
+        training, each colour grid is blank (the background) with probability `colour_dropout`."""
+        grids = colour_grid(pixel_values, self.config.colour_grid)
+        if self.training and self.config.colour_dropout > 0:
+            blank = torch.rand(len(grids), device=grids.device) < self.config.colour_dropout
+            grids[blank] = background_pixel(grids).expand_as(grids)[blank]
+        return torch.cat([silhouette(pixel_values), grids])
 
     def image_features(self, pixel_values=None, vision_features=None) -> torch.Tensor:
         """(n, 3, S, S) -> (n, 2M, D_lm). The views are made from pixels, so precomputed

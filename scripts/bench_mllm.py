@@ -116,7 +116,7 @@ def n_trainable(model: torch.nn.Module) -> int:
 def mllm_setup(kind: str, quick: bool):
     """(model in its stage-2 trainable set, the job's fixed training batches) for
     kind "captioner" (chapter 05's main job) or "assistant" (chapter 07's)."""
-    from minimllm.assistant import VIEWS, AssistantConfig, InstructionBatches
+    from minimllm.assistant import AssistantConfig, InstructionBatches
     from minimllm.captioning import CaptionBatches, MainJobConfig, caption_examples
     from minimllm.chat import ChatProcessor
     from minimllm.data import load_dataset
@@ -136,10 +136,9 @@ def mllm_setup(kind: str, quick: bool):
     else:
         vision, lm, tokenizer = load_towers(device=torch.device("cpu"), reference=True)
     # the assistant: the model its job builds (two views of each image, `AssistantConfig.views`)
-    model_class, config_class = VIEWS[c.views] if kind == "assistant" else (MLLM, MLLMConfig)
-    model = model_class(config_class(projector=c.projector, num_image_tokens=c.num_image_tokens,
-                                     vision_feature_layer=c.vision_feature_layer),
-                        vision=vision, lm=lm)
+    model = c.build_model(vision, lm) if kind == "assistant" else MLLM(
+        MLLMConfig(projector=c.projector, num_image_tokens=c.num_image_tokens,
+                   vision_feature_layer=c.vision_feature_layer), vision=vision, lm=lm)
     stage_plan(c.train_vision)[1](2)(model)  # stage 2's trainable set
     train = load_dataset(n_train=256 if not quick else 64, n_test=16)["train"]
     processor = (MLLMProcessor if kind == "captioner" else ChatProcessor).for_model(model,

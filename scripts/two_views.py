@@ -1,6 +1,7 @@
 """The `--views` option of the stage-2 scripts, and the summed-views ablation of chapter 07's
 two-view model (`minimllm.views.TwoViewMLLM`, the course's recipe since it met the assistant's
-targets on unseen colour-shape pairs).
+targets on unseen colour-shape pairs), and the option of its colour-view dropout
+(`AssistantConfig.colour_dropout`).
 
     python scripts/assistant_sweep.py --name two-views --views two \
         --cache data/checkpoints/assistant_sweeps/views.json --seeds 0 1   # the course's recipe
@@ -13,7 +14,7 @@ targets on unseen colour-shape pairs).
 
 import torch
 
-from minimllm.views import TwoViewConfig, TwoViewMLLM, background_pixel
+from minimllm.views import TwoViewConfig, TwoViewMLLM
 
 
 class SummedViewsMLLM(TwoViewMLLM):
@@ -33,31 +34,13 @@ class SummedViewsMLLM(TwoViewMLLM):
         return silhouettes + grids                                        # (n, M, D)
 
 
-class ColourDropoutMLLM(TwoViewMLLM):
-    """Two views, where training shows a share `drop` of the images with a blank colour grid (the
-    background everywhere), so that their shapes must be read from the silhouette; evaluation
-    shows both views. At seed 0, blanking the colour grid of the trained two-view assistant
-    raised its shape answers on unseen pairs from 0.299 to 0.672 (`referent_probe.py`): the LM
-    read shape from colour."""
-
-    drop = 0.3
-
-    def views(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        views = super().views(pixel_values)                         # (2n, 3, S, S)
-        if self.training:
-            n = pixel_values.shape[0]
-            blank = torch.rand(n, device=pixel_values.device) < self.drop
-            views[n:][blank] = background_pixel(pixel_values).expand_as(pixel_values)[blank]
-        return views
-
-
 def add_views_option(parser) -> None:
-    """The `--views one|two|sum` option of the scripts that run stage-2 recipes."""
+    """The `--views one|two|sum|drop` option of the scripts that run stage-2 recipes."""
     parser.add_argument("--views", choices=("one", "two", "sum", "drop"), default=None,
                         help="'one': the image itself; 'two': a silhouette and a colour grid, "
                              "2M tokens (AssistantConfig's default); 'sum': the two views' tokens "
                              "added, M tokens; 'drop': two views, 30%% of the training images with "
-                             "a blank colour grid (scripts/two_views.py)")
+                             "a blank colour grid (AssistantConfig.colour_dropout)")
 
 
 def use_views(views: str | None) -> dict:
@@ -65,9 +48,10 @@ def use_views(views: str | None) -> dict:
     registers `SummedViewsMLLM` as a way of showing the image (`minimllm.assistant.VIEWS`)."""
     if views is None:
         return {}
-    if views in ("sum", "drop"):
+    if views == "drop":
+        return {"views": "two", "colour_dropout": 0.3}
+    if views == "sum":
         import minimllm.assistant
 
-        model_class = {"sum": SummedViewsMLLM, "drop": ColourDropoutMLLM}[views]
-        minimllm.assistant.VIEWS[views] = (model_class, TwoViewConfig)
+        minimllm.assistant.VIEWS[views] = (SummedViewsMLLM, TwoViewConfig)
     return {"views": views}

@@ -3,6 +3,7 @@ makes 2M image tokens from one tower and projector (scripts/two_views.py's summe
 learns from either view, and saves, loads and chats like any MLLM."""
 
 import copy
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from two_views import ColourDropoutMLLM, SummedViewsMLLM  # noqa: E402
+from two_views import SummedViewsMLLM  # noqa: E402
 
-from minimllm.assistant import chat_loss  # noqa: E402
+from minimllm.assistant import AssistantConfig, chat_loss  # noqa: E402
 from minimllm.chat import ChatProcessor, chat, image_turn, load_mllm  # noqa: E402
 from minimllm.data import (  # noqa: E402
     BACKGROUND_RGB,
@@ -122,9 +123,9 @@ def test_two_views_concatenate_and_summed_views_add_the_same_tokens():
 
 def test_colour_dropout_blanks_some_training_colour_grids_and_none_at_evaluation():
     lm = LMConfig(vocab_size=300, dim=32, n_layers=1, n_heads=4, n_kv_heads=2, ffn_dim=64)
-    model = ColourDropoutMLLM(TwoViewConfig(vision=ViTConfig(**VIT), lm=lm))
-    x = torch.rand(64, 3, 32, 32) * 2 - 1
-    both = TwoViewMLLM.views(model, x)
+    config = TwoViewConfig(vision=ViTConfig(**VIT), lm=lm)
+    both = TwoViewMLLM(config).views(x := torch.rand(64, 3, 32, 32) * 2 - 1)
+    model = TwoViewMLLM(dataclasses.replace(config, colour_dropout=0.3))
     torch.manual_seed(0)
     seen = model.train().views(x)
     assert torch.equal(seen[:64], both[:64])                       # silhouettes untouched
@@ -132,6 +133,14 @@ def test_colour_dropout_blanks_some_training_colour_grids_and_none_at_evaluation
     kept = (seen[64:] == both[64:]).flatten(1).all(1)
     assert bool((blank | kept).all()) and 5 <= int(blank.sum()) <= 35  # about 30% of 64
     assert torch.equal(model.eval().views(x), both)
+    assert torch.equal(TwoViewMLLM(config).train().views(x), both)  # 0 by default: none blanked
+    for bad in (1.0, -0.1, "0.3", True):
+        with pytest.raises(ValueError, match="colour_dropout"):
+            dataclasses.replace(config, colour_dropout=bad)
+    with pytest.raises(ValueError, match="colour_dropout.*views='two'"):
+        AssistantConfig(views="one", colour_dropout=0.3)
+    built = AssistantConfig(colour_dropout=0.3).build_model()
+    assert type(built) is TwoViewMLLM and built.config.colour_dropout == 0.3
 
 
 @pytest.fixture(scope="module")
