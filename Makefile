@@ -8,7 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 CELL_TIMEOUT ?= 600
 
 .PHONY: help demo assistant captioner gpu test lint unit nbtest export update export-check exercises exercises-check grade fuzz \
-        checkpoints run-notebook lab site browser-test env clean
+        checkpoints run-notebook lab site browser-test widget-screenshot env clean
 
 help:
 	@echo "make demo         environment check, data preview, then the main job: train chapter 07's assistant"
@@ -20,6 +20,7 @@ help:
 	@echo "make lab          JupyterLab on the course"
 	@echo "make site         the course as a website in site/ (README + chapters with their outputs)"
 	@echo "make browser-test chapter 07's chat widget asked a question in headless Chromium (minutes)"
+	@echo "make widget-screenshot  the same clicks on the shipped assistant: docs/chat_widget.png"
 	@echo "make export       write minimllm/ from the notebooks' #| export cells"
 	@echo "make update       write blocks edited in minimllm/ back into their notebook cells"
 	@echo "make exercises    write exercises/ from solutions/"
@@ -136,6 +137,9 @@ browser-test: env
 	fi; \
 	MINIMLLM_BROWSER=1 MINIMLLM_QUICK=1 $(PY) -m pytest -q -s tests/browser; rc=$$?; \
 	echo "make browser-test: $$(( $$(date +%s) - start )) s wall time (exit $$rc)"; exit $$rc
+
+widget-screenshot:
+	MINIMLLM_WIDGET_MODEL=shipped $(MAKE) browser-test
 
 clean:
 	rm -rf data/cache data/artifacts .pytest_cache .ruff_cache site .cache/site .cache/mkdocs-jupyter

@@ -8,6 +8,11 @@ for the same scene (test scene 0 of the quick dataset), question (plus the forma
 saved model's metrics.json, as the widget adds it) and saved model. A screenshot of the widget
 goes to runs/chat_widget.png (ignored by git: the quick model's answers are not worth showing).
 
+With MINIMLLM_WIDGET_MODEL=shipped (`make widget-screenshot`) the page runs the widget's cell of
+chapter 07 alone, after a cell that loads the shipped reference assistant
+(data/checkpoints/assistant) and the same test scene: the same clicks and checks, and the
+screenshot goes to docs/chat_widget.png, the widget as a reader of the course meets it.
+
 The notebook on disk is never touched: the server's root is a fresh folder under runs/ (ignored
 by git) that holds a copy of the chapter with its outputs cleared, and JupyterLab runs with its
 own settings there (autosave off, every cell attached to the page, no news), workspaces and
@@ -41,7 +46,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = ROOT / "notebooks" / "07_instruction_tuning.ipynb"
 CHROMIUM = Path(os.environ.get("MINIMLLM_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOT = ROOT / "runs" / "chat_widget.png"
+SHIPPED = os.environ.get("MINIMLLM_WIDGET_MODEL", "") == "shipped"  # the reference assistant
+SCREENSHOT = ROOT / ("docs" if SHIPPED else "runs") / "chat_widget.png"
 QUICK_SIZES = {"n_train": 64, "n_test": 16, "n_compositional": 16}  # chapter 07's cell 2, quick
 RUN_TIMEOUT = float(os.environ.get("MINIMLLM_BROWSER_TIMEOUT", "1200"))  # s for Run All Cells
 ANSWER_TIMEOUT = 300.0  # s for one answer after "ask"
@@ -142,13 +148,35 @@ def isolated_home(work: Path) -> Path:
     return work / "home"
 
 
+# With MINIMLLM_WIDGET_MODEL=shipped, what the widget's cell needs from chapter 07's earlier cells
+SHIPPED_SETUP = f"""import json, textwrap, time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from minimllm.chat import chat, image_turn, load_mllm
+from minimllm.data import load_dataset, render_scene, sample_scene
+from minimllm.utils import checkpoints_dir, get_device
+
+device = get_device()
+out_dir = checkpoints_dir() / "assistant"  # the shipped reference assistant
+result = {{"out_dir": str(out_dir),
+          "settings": json.loads((out_dir / "metrics.json").read_text())["settings"]}}
+dataset = load_dataset(**{QUICK_SIZES!r})"""
+
+
 def chapter_copy(work: Path) -> str:
-    """Chapter 07 with its outputs and saved widget state cleared, in the server's root; returns
-    its path there. No stale widget from the committed outputs can then be mistaken for the new."""
+    """Chapter 07 with its outputs and saved widget state cleared, in the server's root (or, with
+    MINIMLLM_WIDGET_MODEL=shipped, its widget's cell after `SHIPPED_SETUP`); returns its path
+    there. No stale widget from the committed outputs can then be mistaken for the new."""
     nb = json.loads(CHAPTER.read_text())
-    if not any('description="ask"' in "".join(c["source"]) for c in nb["cells"]):
+    widget = [c for c in nb["cells"] if 'description="ask"' in "".join(c["source"])]
+    if not widget:
         pytest.fail(f"{CHAPTER.relative_to(ROOT)} has no chat widget (a Button "
                     'description="ask"): section 8 changed, and this test with it')
+    if SHIPPED:
+        setup = {"cell_type": "code", "metadata": {}, "source": SHIPPED_SETUP}
+        nb["cells"] = [setup, widget[0]]
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
@@ -235,7 +263,8 @@ class Python:
         from minimllm.evaluate import ANSWER_TOKENS
         from minimllm.utils import get_device
 
-        model_dir = home / "data" / "artifacts" / "assistant-quick"
+        model_dir = (ROOT / "data" / "checkpoints" / "assistant" if SHIPPED
+                     else home / "data" / "artifacts" / "assistant-quick")
         self.format_prompt = json.loads((model_dir / "metrics.json").read_text())[
             "settings"]["format_prompt"]
         self.model, self.processor = load_mllm(model_dir, device=get_device())
