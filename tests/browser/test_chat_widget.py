@@ -360,18 +360,19 @@ def test_chat_widget_answers_as_chat_does(browser, lab, workdir):
         box = page.locator(".widget-vbox").filter(
             has=page.get_by_role("button", name="ask", exact=True))
         assert box.count() == 1, f"{box.count()} chat widgets on the page"
-        label = box.locator(":scope > .widget-label")  # the Label "answer": its text is the reply
+        answer = box.locator(".widget-textarea textarea")  # the Textarea "answer": the reply
+        reply_text = lambda: answer.input_value().strip()
         question = box.locator(".widget-text input")
         ask = box.get_by_role("button", name="ask", exact=True)
 
         def all_done():
             s = state()
             return (s.get("status") == "idle" and not s.get("running")
-                    and (label.text_content() or "").strip())
+                    and reply_text())
 
         wait_for("the first answer and the end of the run", all_done, RUN_TIMEOUT, context)
         run_seconds = time.monotonic() - run_start
-        first_question, first_answer = question.input_value(), label.text_content()
+        first_question, first_answer = question.input_value(), reply_text()
         print(f"Run All Cells: {run_seconds:.0f} s until the widget's first answer")
 
         python = Python(lab["home"])
@@ -390,9 +391,9 @@ def test_chat_widget_answers_as_chat_does(browser, lab, workdir):
         asked = time.monotonic()
         ask.click()
         wait_for("the answer to change after 'ask'",
-                 lambda: label.text_content() != first_answer, ANSWER_TIMEOUT, context, 0.5)
+                 lambda: reply_text() != first_answer, ANSWER_TIMEOUT, context, 0.5)
         answer_seconds = time.monotonic() - asked
-        reply = label.text_content()
+        reply = reply_text()
         wait_for("the kernel to finish the answer and its picture",
                  lambda: state().get("status") == "idle", ANSWER_TIMEOUT, context, 0.5)
         picture = box.locator(".widget-output img").last
