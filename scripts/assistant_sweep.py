@@ -139,6 +139,9 @@ def main() -> None:
                              "(colour_free_tower.py's), or 'random': the reference's architecture "
                              "with random weights (`random_tower`)")
     add_views_option(parser)
+    parser.add_argument("--wordings", choices=("all", "half"), default="all",
+                        help="'half': stage 2's questions in every other training wording of "
+                             "each type (scripts/wordings.py)")
     parser.add_argument("--table", action="store_true", help="print the cache's table and stop")
     parser.add_argument("--evaluate", type=Path, metavar="MODEL_DIR",
                         help="score a model this script saved before (its recipe and seed from "
@@ -173,6 +176,10 @@ def main() -> None:
 
         minimllm.assistant.InstructionBatches = text_batches(*TEXT_TASKS[args.text_task])
         changes["text_task"] = args.text_task
+    if args.wordings == "half":
+        from wordings import use_fewer_wordings
+
+        changes.update(use_fewer_wordings())
     run_seeds(args, changes, config, example_answer(config))
 
 
