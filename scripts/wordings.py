@@ -12,7 +12,12 @@ the dataset) and the held-out wordings (`data.HELDOUT_TEMPLATES`) are unchanged.
 
     python scripts/assistant_sweep.py --name half-wordings --wordings half \
         --cache data/checkpoints/assistant_sweeps/wordings.json --seeds 0 1
+    python scripts/wordings.py runs/assistant_sweeps/half-wordings-s0 data/checkpoints/assistant
+        # VQA on test split by wording: kept by --wordings half, or dropped
 """
+
+import json
+from pathlib import Path
 
 import minimllm.data
 
@@ -23,3 +28,44 @@ def use_fewer_wordings() -> dict:
     for kind, templates in minimllm.data.TEMPLATES.items():
         minimllm.data.TEMPLATES[kind] = templates[::2]
     return {"wordings": "every other training wording of each type"}
+
+
+def wording_group(question: str, qtype: str, templates=None) -> str:
+    """"kept" or "dropped": whether `question` is in a wording `use_fewer_wordings` keeps for its
+    type, or one it drops; "both" where a kept and a dropped wording write the same question."""
+    import re
+
+    templates = (templates or minimllm.data.TEMPLATES)[qtype]
+    match = lambda t: re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), question)
+    kept, dropped = any(map(match, templates[::2])), any(map(match, templates[1::2]))
+    if not (kept or dropped):
+        raise ValueError(f"no training wording of {qtype!r} writes {question!r}")
+    return "both" if kept and dropped else "kept" if kept else "dropped"
+
+
+def split_accuracy(model_dirs) -> None:
+    """Print each saved assistant's VQA accuracy on chapter 07's 500 test questions, split by
+    `wording_group` (run before any `use_fewer_wordings`, on the full list of wordings)."""
+    from minimllm.chat import load_mllm
+    from minimllm.data import load_dataset
+    from minimllm.evaluate import evaluate_vqa, final_answer, normalize_answer
+
+    rows = list(load_dataset(n_train=24000, n_test=500, n_compositional=500)["test"])
+    groups = [wording_group(r["question"], r["qtype"]) for r in rows]
+    for path in model_dirs:
+        model, processor = load_mllm(path)
+        prompt = json.loads((Path(path) / "metrics.json").read_text())[
+            "settings"]["format_prompt"]
+        _, answers = evaluate_vqa(model, processor, rows, prompt)
+        right = [normalize_answer(final_answer(a)) == normalize_answer(r["answer"])
+                 for a, r in zip(answers, rows)]
+        scores = {g: (sum(ok for ok, x in zip(right, groups) if x == g), groups.count(g))
+                  for g in ("kept", "dropped", "both")}
+        print(f"{path}: " + ", ".join(f"{g} {k / max(n, 1):.3f} ({n})"
+                                      for g, (k, n) in scores.items()), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    split_accuracy(sys.argv[1:])

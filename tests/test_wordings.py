@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -26,3 +27,17 @@ def test_fewer_wordings_keeps_every_other_training_wording_and_no_held_out_one(m
     asked = [q["question"] for _ in range(200)
              for q in make_questions(sample_scene(rng), rng, ["size"])]
     assert asked and not any(q.startswith(p) for q in asked for p in dropped if p)
+
+
+def test_each_training_question_falls_in_the_kept_or_the_dropped_wordings():
+    from wordings import wording_group
+
+    rng = np.random.default_rng(1)
+    for kind in ("color", "shape", "size", "position", "count", "relation", "existence"):
+        for q in make_questions(sample_scene(rng), rng, [kind] * 20):
+            assert wording_group(q["question"], kind) in ("kept", "dropped", "both")
+    size = data.TEMPLATES["size"]
+    assert wording_group(size[0].format(ref="red circle"), "size") == "kept"
+    assert wording_group(size[1].format(ref="red circle"), "size") == "dropped"
+    with pytest.raises(ValueError, match="no training wording"):
+        wording_group("how large is the red circle?", "size")  # a held-out wording
