@@ -17,6 +17,7 @@ the dataset) and the held-out wordings (`data.HELDOUT_TEMPLATES`) are unchanged.
 """
 
 import json
+import re
 from pathlib import Path
 
 import minimllm.data
@@ -30,12 +31,10 @@ def use_fewer_wordings() -> dict:
     return {"wordings": "every other training wording of each type"}
 
 
-def wording_group(question: str, qtype: str, templates=None) -> str:
+def wording_group(question: str, qtype: str) -> str:
     """"kept" or "dropped": whether `question` is in a wording `use_fewer_wordings` keeps for its
     type, or one it drops; "both" where a kept and a dropped wording write the same question."""
-    import re
-
-    templates = (templates or minimllm.data.TEMPLATES)[qtype]
+    templates = minimllm.data.TEMPLATES[qtype]
     match = lambda t: re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), question)
     kept, dropped = any(map(match, templates[::2])), any(map(match, templates[1::2]))
     if not (kept or dropped):
