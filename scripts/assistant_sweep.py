@@ -6,6 +6,8 @@
     python scripts/assistant_sweep.py --name vqa-heavy \
         --set 'mixture={"describe": 0.2, "vqa": 0.6, "conversation": 0.1, "text": 0.1}'
     python scripts/assistant_sweep.py --name colour-noise --colour-noise 0.3   # colour_noise.py
+    python scripts/assistant_sweep.py --name question-noise --question-noise 0.15 \
+        --cache data/checkpoints/assistant_sweeps/wordings.json   # question_noise.py
     python scripts/assistant_sweep.py --name text-restates --text-task restates  # text_pairs.py
     python scripts/assistant_sweep.py --name random-tower --tower random \
         --cache data/checkpoints/assistant_sweeps/towers.json   # another vision tower
@@ -127,6 +129,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out-root", type=Path, default=Path("runs") / "assistant_sweeps")
+    parser.add_argument("--question-noise", type=float, default=0.0, metavar="P",
+                        help="stage 2 drops each frame word of a visual question and puts in "
+                             "another with probability P, replies kept (scripts/question_noise.py)")
     parser.add_argument("--colour-noise", type=float, default=0.0, metavar="P",
                         help="stage 2 swaps a colour word before a shape word in the input with "
                              "probability P, labels kept (scripts/colour_noise.py)")
@@ -156,8 +161,9 @@ def main() -> None:
         return
     changes = {**parse_settings(args.set), **use_views(args.views)}
     config = AssistantConfig(**{**asdict(AssistantConfig()), **changes})
-    if args.colour_noise and args.text_task != "both":
-        parser.error("--colour-noise and the text task's changes are measured one at a time")
+    if sum(map(bool, (args.colour_noise, args.question_noise, args.text_task != "both"))) > 1:
+        parser.error("--colour-noise, --question-noise and the text task's changes are measured "
+                     "one at a time")
     import minimllm.assistant
 
     if args.tower:
@@ -171,6 +177,11 @@ def main() -> None:
 
         minimllm.assistant.InstructionBatches = noisy_batches(args.colour_noise)  # main_job's
         changes["colour_noise"] = args.colour_noise
+    if args.question_noise:
+        from question_noise import noisy_batches as question_noise_batches
+
+        minimllm.assistant.InstructionBatches = question_noise_batches(args.question_noise)
+        changes["question_noise"] = args.question_noise
     if args.text_task != "both":
         from text_pairs import text_batches
 

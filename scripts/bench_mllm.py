@@ -17,7 +17,9 @@ Rows (each on fixed batches, built once):
 Each row is timed for minimllm (`ours`), for its transformers twin
 (`minimllm.export.to_transformers` or `minimllm.lm.to_transformers`: same weights, logits checked
 equal before timing) and, with
-`--compile`, for minimllm under `torch.compile` (its compile time is printed apart). The set-ups
+`--compile`, for minimllm under `torch.compile` (its compile time is printed apart); with
+`--levers`, the assistant's step also with torch's fused AdamW and with its convolution weights
+stored channels-last. The set-ups
 take turns, repeat after repeat, so a noisy machine slows them alike; medians are reported.
 
 Columns: ms per step; GFLOP per step (`torch.utils.flop_counter`: the matrix multiplies and
@@ -71,11 +73,12 @@ class Row:
     times: dict[str, list[float]] = field(default_factory=dict)
 
 
-def train_step(model: torch.nn.Module, loss_fn: Callable, batches: list[dict]) -> Callable:
+def train_step(model: torch.nn.Module, loss_fn: Callable, batches: list[dict],
+               fused: bool = False) -> Callable:
     """A function that runs one AdamW step (as `minimllm.train.train` does: zero_grad, forward,
-    backward, clip at 1.0, step) per batch in `batches`."""
+    backward, clip at 1.0, step) per batch in `batches`; `fused`: torch's fused AdamW kernel."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.95), fused=fused or None)
 
     def run():
         for batch in batches:
@@ -153,6 +156,14 @@ def mllm_setup(kind: str, quick: bool):
                                   format_prompt=c.format_prompt, answer_style=c.answer_style)
         batches = [draw(step) for step in range(8 if not quick else 2)]
     return model, batches
+
+
+def channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` whose 4-D weights (the projector's convolutions, the patch embedding) are
+    stored channels-last, the layout oneDNN's convolutions compute in."""
+    import copy
+
+    return copy.deepcopy(model).to(memory_format=torch.channels_last)
 
 
 def twin_batch(batch: dict) -> dict:
@@ -235,6 +246,9 @@ def build_rows(args) -> list[Row]:
                "transformers": train_step(twin, twin_loss, [twin_batch(b) for b in batches])}
         if args.compile:
             fns["compiled"] = train_step(torch.compile(model), loss, batches)
+        if args.levers and kind == "assistant":
+            fns["fused adamw"] = train_step(model, loss, batches, fused=True)
+            fns["channels-last"] = train_step(channels_last(model), loss, batches)
         rows.append(Row(f"{kind} stage-2 step", fns, steps_per_call=len(batches)))
         new_tokens = 32 if not args.quick else 4
         with_image = next(b for b in batches if "pixel_values" in b)
@@ -248,6 +262,9 @@ def main(argv=None) -> list[Row]:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true",
                         help="also time minimllm's training steps under torch.compile")
+    parser.add_argument("--levers", action="store_true",
+                        help="also time the assistant's step with fused AdamW and with "
+                             "channels-last convolution weights")
     parser.add_argument("--quick", action="store_true",
                         help="small random models, one repeat: checks the script in seconds")
     args = parser.parse_args(argv)
