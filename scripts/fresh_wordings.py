@@ -8,7 +8,10 @@ Each of chapter 07's 500 test scenes is asked its question's type in a fresh wor
 printed per type and per wording, beside the answer prior (the most frequent training answer of
 the type).
 
-    python scripts/fresh_wordings.py data/checkpoints/assistant runs/assistant_sweeps/X-s0 ...
+    python scripts/fresh_wordings.py data/checkpoints/assistant runs/assistant_sweeps/X-s0 ... \
+        [--cache data/checkpoints/assistant_sweeps/fresh_wordings.json]
+
+With `--cache`, each model's scores are added to that JSON file (by folder) as it finishes.
 """
 
 import json
@@ -60,7 +63,7 @@ def wording_of(question: str, qtype: str) -> int:
     raise ValueError(f"no fresh wording of {qtype!r} writes {question!r}")
 
 
-def main(model_dirs) -> dict:
+def main(model_dirs, cache: Path | None = None) -> dict:
     from minimllm.chat import load_mllm
     from minimllm.data import load_dataset
     from minimllm.evaluate import (
@@ -96,8 +99,18 @@ def main(model_dirs) -> dict:
         print("    per wording: " + ", ".join(
             f"{k} {a:.2f} ({n})" for k, (a, n) in results[str(path)]["per_wording"].items()),
             flush=True)
+        if cache is not None:
+            saved = json.loads(cache.read_text()) if cache.exists() else {}
+            saved[str(path)] = {"answer_prior": prior, **results[str(path)]}
+            cache.write_text(json.dumps(saved, indent=1))
     return results
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="+", help="saved assistant folders")
+    parser.add_argument("--cache", type=Path, help="a JSON file to add the scores to")
+    args = parser.parse_args(sys.argv[1:])
+    main(args.models, args.cache)
