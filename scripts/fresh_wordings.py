@@ -55,10 +55,10 @@ def fresh_rows(test, seed: int = 0) -> list[dict]:
 
 def wording_of(question: str, qtype: str) -> int:
     """The index of the fresh wording of `qtype` that wrote `question`."""
-    import re
+    from wordings import written_by
 
     for i, t in enumerate(FRESH_TEMPLATES[qtype]):
-        if re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), question):
+        if written_by(t, question):
             return i
     raise ValueError(f"no fresh wording of {qtype!r} writes {question!r}")
 

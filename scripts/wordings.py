@@ -31,11 +31,16 @@ def use_fewer_wordings() -> dict:
     return {"wordings": "every other training wording of each type"}
 
 
+def written_by(template: str, question: str) -> bool:
+    """Whether `template` ("how big is the {ref}?") writes `question`, its slots filled."""
+    return re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", re.escape(template)), question) is not None
+
+
 def wording_group(question: str, qtype: str) -> str:
     """"kept" or "dropped": whether `question` is in a wording `use_fewer_wordings` keeps for its
     type, or one it drops; "both" where a kept and a dropped wording write the same question."""
     templates = minimllm.data.TEMPLATES[qtype]
-    match = lambda t: re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), question)
+    match = lambda t: written_by(t, question)
     kept, dropped = any(map(match, templates[::2])), any(map(match, templates[1::2]))
     if not (kept or dropped):
         raise ValueError(f"no training wording of {qtype!r} writes {question!r}")
